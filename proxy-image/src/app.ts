@@ -1,0 +1,74 @@
+// Composition root: builds every part of the proxy from its config and wires them together.
+// Each part gets its dependencies passed in; nothing here is global, so tests can start several proxies
+// in one process.
+import type { AddressInfo } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { ProxyConfig } from './config';
+import { createMetricsRegistry } from './observability/metrics';
+import { startWorkspaceDiscovery } from './discovery';
+import { createGitLabApi } from './auth/gitlab-api';
+import { createOidc } from './auth/oidc';
+import { createSessionRegistry } from './sessions';
+import { createHttpProxy } from './http';
+import { createInternalServer } from './observability/internal-server';
+import { createSshProxy } from './ssh';
+import { gitlabCallMetrics } from './observability/gitlab-metrics';
+
+export interface RunningProxy {
+  /** Bound addresses, useful when the config asked for port 0 (tests). */
+  addresses: { http?: AddressInfo; internal: AddressInfo; ssh?: AddressInfo };
+  /** Graceful stop (CONTRACT §1): stop accepting, drain, close long-lived connections with "going away". */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: ProxyConfig;
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  /** How long in-flight HTTP requests may take to finish on shutdown before they are cut. */
+  drainTimeoutMs?: number;
+}
+
+export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
+  const { config, logger } = opts;
+  const registry = createMetricsRegistry();
+  const directory = startWorkspaceDiscovery({ kubeConfig: opts.kubeConfig, logger: logger.child({ module: 'discovery' }), registry });
+  const gitlab = createGitLabApi({
+    baseUrl: config.auth.host,
+    logger: logger.child({ module: 'gitlab' }),
+    onCall: gitlabCallMetrics(registry),
+  });
+  const oidc = createOidc({ config, logger: logger.child({ module: 'oidc' }) });
+  const sessions = createSessionRegistry({
+    config, directory, gitlab, refresher: oidc, logger: logger.child({ module: 'sessions' }), registry,
+  });
+  const deps = { config, directory, gitlab, oidc, sessions, registry };
+
+  const internal = createInternalServer({ ...deps, logger: logger.child({ module: 'internal' }) });
+  const http = config.http.enabled ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }) }) : undefined;
+  const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }) }) : undefined;
+
+  const addresses = {
+    internal: await internal.listen(config.http.internal_port),
+    http: await http?.listen(config.http.port),
+    ssh: await ssh?.listen(config.ssh.port),
+  };
+  logger.info({ addresses }, 'proxy listening');
+
+  let stopping: Promise<void> | undefined;
+  async function shutdown(): Promise<void> {
+    stopping ??= (async () => {
+      logger.info('shutting down: no new connections, draining');
+      const drainTimeoutMs = opts.drainTimeoutMs ?? 25_000;
+      // Long-lived connections are told "going away" first, then short requests get time to finish.
+      sessions.closeAll('shutdown');
+      await Promise.all([http?.shutdown(drainTimeoutMs), ssh?.shutdown(), internal.shutdown()]);
+      sessions.stop();
+      directory.stop();
+      logger.info('shutdown complete');
+    })();
+    return stopping;
+  }
+  return { addresses, shutdown };
+}

@@ -1,0 +1,77 @@
+// Turns raw YAML text into a validated ProxyConfig, naming every problem by its full dotted key.
+import { parseDocument } from 'yaml';
+import { utils as sshUtils } from 'ssh2';
+import type { z } from 'zod';
+import { configSchema, type ProxyConfig } from './schema';
+import { ConfigError } from './errors';
+
+export interface ParsedConfig {
+  config: ProxyConfig;
+  /** Dotted keys present in the file that the proxy does not know (logged as warnings). */
+  unknownKeys: string[];
+}
+
+export function parseConfigText(text: string): ParsedConfig {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `YAML syntax: ${e.message}`));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  return parseConfigObject(raw);
+}
+
+export function parseConfigObject(raw: unknown): ParsedConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map(describeIssue));
+  }
+  const config = result.data;
+  if (config.ssh.enabled && config.ssh.host_key) {
+    const parsed = sshUtils.parseKey(config.ssh.host_key);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key || key instanceof Error) {
+      const why = key instanceof Error ? key.message : 'no key found';
+      throw new ConfigError([`ssh.host_key: cannot read the private key (${why})`]);
+    }
+    if (!key.isPrivateKey()) {
+      throw new ConfigError(['ssh.host_key: is a public key; a private host key is needed']);
+    }
+  }
+  return { config, unknownKeys: findUnknownKeys(raw, knownShape) };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.map(String).join('.') || '(top level)';
+  if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
+    return `${key}: required`;
+  }
+  if (issue.code === 'invalid_type') {
+    return `${key}: expected ${issue.expected}`;
+  }
+  return `${key}: ${issue.message}`;
+}
+
+// The keys the schema knows, as a tree; kept beside the schema's use so unknown keys can be warned about
+// (zod strips them silently).
+type Shape = { [key: string]: Shape | true };
+const knownShape: Shape = {
+  auth: {
+    client_id: true, client_secret: true, host: true, redirect_uri: true, signing_key: true, protocol: true,
+    reauthorize_interval: true, max_session_duration: true,
+  },
+  http: { enabled: true, port: true, internal_port: true },
+  ssh: { enabled: true, port: true, host_key: true, backend_port: true, backend_username: true },
+  metrics_path: true,
+  log_level: true,
+};
+
+function findUnknownKeys(raw: unknown, shape: Shape, prefix = ''): string[] {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return [];
+  const unknown: string[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    const known = shape[key];
+    if (known === undefined) unknown.push(prefix + key);
+    else if (known !== true) unknown.push(...findUnknownKeys(value, known, `${prefix}${key}.`));
+  }
+  return unknown;
+}

@@ -1,0 +1,48 @@
+// Entry point: `node dist/main.js -config <file> [-kubeconfig <file>]` (CONTRACT §1).
+import { readFileSync } from 'node:fs';
+import { parseFlags, parseConfigText, ConfigError, UsageError } from './config';
+import { loadKubeConfig } from './discovery/kubeconfig';
+import { createLogger } from './observability/logger';
+import { startProxy } from './app';
+
+async function main(): Promise<void> {
+  let flags;
+  let parsed;
+  try {
+    flags = parseFlags(process.argv.slice(2));
+    parsed = parseConfigText(readFileSync(flags.configPath, 'utf8'));
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    console.error(`cannot read config: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const logger = createLogger(parsed.config.log_level);
+  for (const key of parsed.unknownKeys) logger.warn({ key }, `unknown config key ${key} ignored`);
+
+  const kubeConfig = loadKubeConfig(flags.kubeconfigPath);
+  const proxy = await startProxy({ config: parsed.config, kubeConfig, logger });
+
+  let signalled = false;
+  const onSignal = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    logger.info({ signal }, 'signal received');
+    proxy.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  console.error(`proxy failed to start: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});
