@@ -9,7 +9,7 @@ import { createMetricsRegistry } from './observability/metrics';
 import { startWorkspaceDiscovery } from './discovery';
 import { createGitLabApi } from './auth/gitlab-api';
 import { createOidc } from './auth/oidc';
-import { createSessionRegistry } from './sessions';
+import { createSessionRegistry, shareRefreshes } from './sessions';
 import { createHttpProxy } from './http';
 import { createInternalServer } from './observability/internal-server';
 import { createSshProxy } from './ssh';
@@ -28,6 +28,8 @@ export interface StartOptions {
   logger: Logger;
   /** How long in-flight HTTP requests may take to finish on shutdown before they are cut. */
   drainTimeoutMs?: number;
+  /** Address every listener binds (default: all interfaces; tests pass 127.0.0.1). */
+  listenHost?: string;
 }
 
 export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
@@ -39,7 +41,8 @@ export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
     logger: logger.child({ module: 'gitlab' }),
     onCall: gitlabCallMetrics(registry),
   });
-  const oidc = createOidc({ config, logger: logger.child({ module: 'oidc' }) });
+  // One refresh per refresh token for cookies and open connections alike (GitLab rotates them).
+  const oidc = shareRefreshes(createOidc({ config, logger: logger.child({ module: 'oidc' }) }));
   const sessions = createSessionRegistry({
     config, directory, gitlab, refresher: oidc, logger: logger.child({ module: 'sessions' }), registry,
   });
@@ -50,9 +53,9 @@ export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
   const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }) }) : undefined;
 
   const addresses = {
-    internal: await internal.listen(config.http.internal_port),
-    http: await http?.listen(config.http.port),
-    ssh: await ssh?.listen(config.ssh.port),
+    internal: await internal.listen(config.http.internal_port, opts.listenHost),
+    http: await http?.listen(config.http.port, opts.listenHost),
+    ssh: await ssh?.listen(config.ssh.port, opts.listenHost),
   };
   logger.info({ addresses }, 'proxy listening');
 

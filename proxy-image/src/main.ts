@@ -23,7 +23,9 @@ async function main(): Promise<void> {
   for (const key of parsed.unknownKeys) logger.warn({ key }, `unknown config key ${key} ignored`);
 
   const kubeConfig = loadKubeConfig(flags.kubeconfigPath);
-  const proxy = await startProxy({ config: parsed.config, kubeConfig, logger });
+  // WORKSPACES_PROXY_LISTEN_HOST narrows every listener to one address (tests and local runs: 127.0.0.1).
+  const listenHost = process.env.WORKSPACES_PROXY_LISTEN_HOST || undefined;
+  const proxy = await startProxy({ config: parsed.config, kubeConfig, logger, listenHost });
 
   let signalled = false;
   const onSignal = (signal: string) => {

@@ -1,0 +1,157 @@
+// The ingress controller in front of the proxy: Traefik installed by Helm (or an existing controller),
+// exposed by a LoadBalancer Service whose address feeds DNS and the stack outputs.
+//
+// Why Traefik (see docs/platform.md): ingress-nginx was retired in March 2026. Traefik is maintained,
+// implements the standard Ingress API (so the proxy's routing needs no CRDs and works with any other
+// Ingress controller too), proxies WebSockets natively and has no per-connection Lua/reload churn.
+// Envoy Gateway was the alternative; it needs the Gateway API CRDs and two controllers, which is more
+// moving parts for one proxy.
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import type { ControllerConfig } from './config';
+
+export const TRAEFIK_REPO = 'https://traefik.github.io/charts';
+/** Pod label the chart adds (deployment.podLabels) and our LoadBalancer Service selects on. */
+export const CONTROLLER_POD_LABEL = 'gitlab-workspaces.gitlab.com/ingress-controller';
+
+/** What a LoadBalancer Service reports: an IP (most clouds, kind/k3d) or a hostname (AWS ELB). */
+export interface LoadBalancerAddress {
+  ip?: string;
+  hostname?: string;
+}
+
+/** First address in `status.loadBalancer.ingress` of a LoadBalancer Service. */
+export function loadBalancerAddressOf(service: k8s.core.v1.Service): pulumi.Output<LoadBalancerAddress> {
+  return service.status.apply((s) => {
+    const first = s?.loadBalancer?.ingress?.[0];
+    const out: LoadBalancerAddress = {};
+    if (first?.ip) out.ip = first.ip;
+    if (first?.hostname) out.hostname = first.hostname;
+    return out;
+  });
+}
+
+/** Printable form of an address (`""` while the cloud has not assigned one). */
+export function addressText(a: LoadBalancerAddress): string {
+  return a.ip ?? a.hostname ?? '';
+}
+
+/**
+ * Traefik's Helm values. Timeouts are passed as CLI arguments rather than `ports.*.transport` values
+ * because the values layout changed across chart majors while the static-config flags did not.
+ */
+export function traefikValues(cfg: ControllerConfig, serviceName: string): Record<string, unknown> {
+  const idle = `${cfg.idleTimeoutSeconds}s`;
+  return {
+    deployment: {
+      replicas: cfg.replicas,
+      podLabels: { [CONTROLLER_POD_LABEL]: 'traefik' },
+    },
+    // We own the LoadBalancer Service (below) so that DNS records can depend on it and its address
+    // is read from a resource Pulumi manages, not from something inside the release.
+    service: { enabled: false },
+    ingressClass: { enabled: true, isDefaultClass: false, name: cfg.ingressClassName },
+    providers: {
+      kubernetesIngress: { enabled: true },
+      // No Traefik CRDs are needed: the proxy is routed with plain Ingress objects.
+      kubernetesCRD: { enabled: false },
+    },
+    podDisruptionBudget: cfg.replicas > 1 ? { enabled: true, minAvailable: 1 } : { enabled: false },
+    additionalArguments: [
+      `--providers.kubernetesingress.ingressclass=${cfg.ingressClassName}`,
+      // Ingress status shows our Service's address (kubectl get ingress, external-dns...).
+      `--providers.kubernetesingress.ingressendpoint.publishedservice=${cfg.namespace}/${serviceName}`,
+      '--entryPoints.web.http.redirections.entryPoint.to=websecure',
+      '--entryPoints.web.http.redirections.entryPoint.scheme=https',
+      // Traefik 3 defaults readTimeout to 60 s, which also cuts upgraded WebSocket connections and
+      // long uploads: 0 = no limit. Idle client connections close after idleTimeoutSeconds.
+      '--entryPoints.websecure.transport.respondingTimeouts.readTimeout=0s',
+      '--entryPoints.websecure.transport.respondingTimeouts.writeTimeout=0s',
+      `--entryPoints.websecure.transport.respondingTimeouts.idleTimeout=${idle}`,
+      `--entryPoints.web.transport.respondingTimeouts.idleTimeout=${idle}`,
+      // Let in-flight requests finish when a pod is rolled.
+      '--entryPoints.websecure.transport.lifeCycle.graceTimeOut=30s',
+    ],
+  };
+}
+
+export interface IngressControllerArgs {
+  config: ControllerConfig;
+  /** Production: protect the controller's LoadBalancer Service (its address is in DNS and allowlists). */
+  protect?: boolean;
+}
+
+export class IngressController extends pulumi.ComponentResource {
+  /** IngressClass for the proxy's Ingress objects. */
+  readonly ingressClassName: pulumi.Output<string>;
+  /** The controller's LoadBalancer Service (managed in `install` mode, read in `existing` mode). */
+  readonly service: k8s.core.v1.Service;
+  readonly release: k8s.helm.v3.Release | undefined;
+  readonly namespace: k8s.core.v1.Namespace | undefined;
+  readonly loadBalancer: pulumi.Output<LoadBalancerAddress>;
+  /** IP or hostname of the load balancer. */
+  readonly address: pulumi.Output<string>;
+
+  constructor(name: string, args: IngressControllerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('gitlab-workspaces:platform:IngressController', name, {}, opts);
+    const cfg = args.config;
+    const protect = args.protect ?? false;
+
+    if (cfg.mode === 'existing') {
+      // existingService is enforced by the config schema in this mode.
+      const id = cfg.existingService as string;
+      this.release = undefined;
+      this.namespace = undefined;
+      this.service = k8s.core.v1.Service.get(`${name}-lb`, id, { parent: this });
+    } else {
+      const serviceName = 'traefik';
+      this.namespace = new k8s.core.v1.Namespace(
+        `${name}-ns`,
+        { metadata: { name: cfg.namespace, labels: { 'app.kubernetes.io/part-of': 'gitlab-workspaces' } } },
+        { parent: this },
+      );
+      this.release = new k8s.helm.v3.Release(
+        `${name}-traefik`,
+        {
+          name: 'traefik',
+          chart: 'traefik',
+          version: cfg.chartVersion,
+          repositoryOpts: { repo: TRAEFIK_REPO },
+          namespace: this.namespace.metadata.name,
+          values: traefikValues(cfg, serviceName),
+          // Roll back a half-applied upgrade instead of leaving the edge broken.
+          atomic: true,
+          timeout: 600,
+        },
+        { parent: this, protect },
+      );
+      this.service = new k8s.core.v1.Service(
+        `${name}-lb`,
+        {
+          metadata: {
+            name: serviceName,
+            namespace: this.namespace.metadata.name,
+            labels: { 'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/part-of': 'gitlab-workspaces' },
+            annotations: cfg.serviceAnnotations,
+          },
+          spec: {
+            type: 'LoadBalancer',
+            externalTrafficPolicy: cfg.externalTrafficPolicy,
+            selector: { [CONTROLLER_POD_LABEL]: 'traefik' },
+            ports: [
+              { name: 'web', port: 80, targetPort: 'web', protocol: 'TCP' },
+              { name: 'websecure', port: 443, targetPort: 'websecure', protocol: 'TCP' },
+            ],
+          },
+        },
+        // A recreated Service gets a new address: DNS caches and firewall allowlists break.
+        { parent: this, protect, dependsOn: [this.release] },
+      );
+    }
+
+    this.ingressClassName = pulumi.output(cfg.ingressClassName);
+    this.loadBalancer = loadBalancerAddressOf(this.service);
+    this.address = this.loadBalancer.apply(addressText);
+    this.registerOutputs({ ingressClassName: this.ingressClassName, address: this.address });
+  }
+}

@@ -1,0 +1,200 @@
+// The whole stack: platform (controller, certificates, DNS) and the proxy (OAuth app, keys, config,
+// image, workload, routing). Config is validated first; nothing is declared when it is invalid.
+import * as path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import { loadStackConfig, type StackConfig } from './config';
+import { OAuthApplication } from './components/oauth-app';
+import { SigningKey, SshHostKey } from './components/keys';
+import { ProxyConfigSecret } from './components/proxy-config';
+import { ProxyImage } from './components/image';
+import { ProxyNamespace } from './components/namespace';
+import { ProxyWorkload } from './components/workload';
+import { ProxyRouting } from './components/routing';
+import { Certificates, DnsRecords, IngressController, addressText, loadBalancerAddressOf, verificationChecks } from './platform';
+
+/** Repository root: the image build context. */
+const REPO_ROOT = path.resolve(__dirname, '..');
+
+export interface StackOutputs {
+  proxyUrl: string;
+  wildcardDomain: string;
+  dnsZone: string;
+  namespace: pulumi.Output<string>;
+  oauthRedirectUri: string;
+  oauthClientId: pulumi.Output<string>;
+  oauthMode: string;
+  image: pulumi.Output<string>;
+  loadBalancerAddress: pulumi.Output<string>;
+  sshEndpoint: pulumi.Output<string> | null;
+  sshHost: string | null;
+  sshLoadBalancerAddress: pulumi.Output<string> | null;
+  sshHostKeyFingerprint: pulumi.Output<string> | null;
+  sshKnownHosts: pulumi.Output<string> | null;
+  agentConfig: pulumi.Output<string>;
+  caCertificate: pulumi.Output<string> | null;
+  dnsRecords: pulumi.Output<unknown>;
+  dnsInstructions: pulumi.Output<string>;
+  verification: Record<string, string>;
+}
+
+/** The `remote_development` block of the GitLab agent config (agent's config.yaml). */
+export function agentConfigSnippet(dnsZone: string, namespace: string): string {
+  return [
+    'remote_development:',
+    '  enabled: true',
+    `  dns_zone: "${dnsZone}"`,
+    '  gitlab_workspaces_proxy:',
+    `    namespace: "${namespace}"`,
+    '',
+  ].join('\n');
+}
+
+function controllerNamespaceOf(cfg: StackConfig): string {
+  if (cfg.controller.mode === 'existing' && cfg.controller.existingService) return cfg.controller.existingService.split('/')[0] as string;
+  return cfg.controller.namespace;
+}
+
+export async function main(): Promise<StackOutputs> {
+  const cfg = loadStackConfig();
+  const labels = {
+    'app.kubernetes.io/part-of': 'gitlab-workspaces',
+    'app.kubernetes.io/instance': cfg.stack,
+    'app.kubernetes.io/managed-by': 'pulumi',
+  };
+  const gitlab = new URL(cfg.gitlabUrl);
+  const gitlabUrl = gitlab.origin + gitlab.pathname.replace(/\/+$/, '');
+
+  // --- platform ---
+  const controller = new IngressController('controller', { config: cfg.controller, protect: cfg.protect });
+  const ns = new ProxyNamespace('proxy', { name: cfg.namespace, labels });
+  const certificates = new Certificates('tls', {
+    config: cfg.tls,
+    proxyDomain: cfg.proxyDomain,
+    wildcardDomain: cfg.wildcardDomain,
+    namespace: ns.name,
+    secrets: {
+      cloudflareApiToken: cfg.secrets.cloudflareApiToken,
+      tlsProxyCert: cfg.secrets.tlsProxyCert,
+      tlsProxyKey: cfg.secrets.tlsProxyKey,
+      tlsWildcardCert: cfg.secrets.tlsWildcardCert,
+      tlsWildcardKey: cfg.secrets.tlsWildcardKey,
+    },
+    protect: cfg.protect,
+  });
+
+  // --- proxy ---
+  const oauth = new OAuthApplication('oauth', {
+    mode: cfg.oauth.mode,
+    gitlabUrl,
+    proxyDomain: cfg.proxyDomain,
+    appName: cfg.oauthAppName,
+    adminToken: cfg.secrets.gitlabAdminToken,
+    clientId: cfg.oauthClientId,
+    clientSecret: cfg.secrets.oauthClientSecret,
+  });
+  const hostKey = cfg.ssh.enabled
+    ? new SshHostKey('ssh-host-key', {
+        algorithm: cfg.ssh.keyAlgorithm,
+        rsaBits: cfg.ssh.rsaBits,
+        ecdsaCurve: cfg.ssh.ecdsaCurve,
+        protect: cfg.protect,
+      })
+    : undefined;
+  const signingKey = new SigningKey('signing-key');
+  const config = new ProxyConfigSecret('proxy-config', {
+    namespace: ns.name,
+    labels,
+    gitlabUrl,
+    redirectUri: oauth.redirectUri,
+    clientId: oauth.clientId,
+    clientSecret: oauth.clientSecret,
+    signingKey: signingKey.value,
+    protocol: cfg.proxy.protocol,
+    reauthorizeInterval: cfg.proxy.reauthorizeInterval,
+    maxSessionDuration: cfg.proxy.maxSessionDuration,
+    logLevel: cfg.proxy.logLevel,
+    ssh: {
+      enabled: cfg.ssh.enabled,
+      hostKey: hostKey ? hostKey.privateKeyOpenssh : '',
+      backendPort: cfg.ssh.backendPort,
+      backendUsername: cfg.ssh.backendUsername,
+    },
+  });
+  const image = new ProxyImage('proxy-image', {
+    image: cfg.image,
+    build: cfg.build,
+    registryPassword: cfg.secrets.registryPassword,
+    contextDir: REPO_ROOT,
+  });
+  const workload = new ProxyWorkload('proxy', {
+    namespace: ns.name,
+    labels,
+    image: image.ref,
+    configSecretName: config.secretName,
+    replicas: cfg.replicas,
+    autoscaling: cfg.autoscaling,
+    resources: cfg.resources,
+    ssh: cfg.ssh,
+    networkPolicy: {
+      ...cfg.networkPolicy,
+      controllerNamespace: controllerNamespaceOf(cfg),
+      gitlabPort: Number(gitlab.port || (gitlab.protocol === 'https:' ? 443 : 80)),
+    },
+  });
+  new ProxyRouting('proxy', {
+    namespace: ns.name,
+    labels,
+    ingressClassName: controller.ingressClassName,
+    proxyDomain: cfg.proxyDomain,
+    wildcardDomain: cfg.wildcardDomain,
+    proxyTlsSecretName: certificates.proxyTlsSecretName,
+    wildcardTlsSecretName: certificates.wildcardTlsSecretName,
+    serviceName: workload.httpServiceName,
+    servicePort: workload.httpServicePort,
+  }, { dependsOn: [controller, certificates] });
+
+  const sshLoadBalancer = workload.sshService ? loadBalancerAddressOf(workload.sshService) : undefined;
+  const dns = new DnsRecords('dns', {
+    config: cfg.dns,
+    proxyDomain: cfg.proxyDomain,
+    wildcardDomain: cfg.wildcardDomain,
+    httpLoadBalancer: controller.loadBalancer,
+    ssh: sshLoadBalancer ? { host: cfg.sshHost, loadBalancer: sshLoadBalancer } : undefined,
+    cloudflareApiToken: cfg.secrets.cloudflareApiToken,
+  });
+
+  const sshPort = cfg.ssh.servicePort;
+  const sshHostPart = sshPort === 22 ? cfg.sshHost : `[${cfg.sshHost}]:${sshPort}`;
+  return {
+    proxyUrl: `https://${cfg.proxyDomain}`,
+    wildcardDomain: cfg.wildcardDomain,
+    dnsZone: cfg.dnsZone,
+    namespace: ns.name,
+    oauthRedirectUri: oauth.redirectUri,
+    oauthClientId: oauth.clientId,
+    oauthMode: cfg.oauth.mode,
+    image: image.ref,
+    loadBalancerAddress: controller.address,
+    sshEndpoint: hostKey
+      ? hostKey.fingerprintSha256.apply((fp) => `ssh -p ${sshPort} <workspace-name>@${cfg.sshHost}  (host key ${fp})`)
+      : null,
+    sshHost: hostKey ? cfg.sshHost : null,
+    sshLoadBalancerAddress: sshLoadBalancer ? sshLoadBalancer.apply(addressText) : null,
+    sshHostKeyFingerprint: hostKey ? hostKey.fingerprintSha256 : null,
+    // A line for ~/.ssh/known_hosts, so users can pin the key before the first connection.
+    sshKnownHosts: hostKey ? hostKey.publicKeyOpenssh.apply((k) => `${sshHostPart} ${k.trim()}`) : null,
+    agentConfig: ns.name.apply((n) => agentConfigSnippet(cfg.dnsZone, n)),
+    caCertificate: certificates.caCertificate ?? null,
+    dnsRecords: dns.records,
+    dnsInstructions: dns.instructions,
+    verification: verificationChecks({
+      domain: cfg.proxyDomain,
+      namespace: cfg.namespace,
+      podSelector: workload.podSelector,
+      tlsMode: cfg.tls.mode,
+      acmeServer: cfg.tls.acme?.server,
+      stack: cfg.stack,
+      ssh: hostKey ? { host: cfg.sshHost, port: sshPort } : undefined,
+    }),
+  };
+}

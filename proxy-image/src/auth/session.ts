@@ -1,0 +1,166 @@
+// The session a browser holds for one workspace host, and the decision "may this session use this
+// workspace now?". The session is a sealed cookie (AES-256-GCM, see crypto.ts) carrying the GitLab tokens,
+// so every replica can re-check it with GitLab; it is bound to the host, the Service uid and the workspace
+// id, so a cookie for workspace A never opens workspace B, nor a re-created Service with another id.
+import type { Logger } from 'pino';
+import type { GitLabApi } from './gitlab-api';
+import type { Sealer } from './crypto';
+import type { TokenRefresher } from '../sessions/types';
+import type { Route } from '../discovery/types';
+
+/** Absolute lifetime of a session cookie; afterwards the browser goes through login again (usually silent). */
+export const SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+export interface SessionData {
+  /** Workspace hostname (lowercase, no port): the cookie is host-only there. */
+  h: string;
+  /** Service uid and workspace id the session was authorized for. */
+  u: string;
+  w: string;
+  /** GitLab user id (GraphQL gid) that logged in: for logs, never a credential. */
+  sub: string;
+  at: string;
+  rt?: string;
+  /** Access token expiry, epoch ms. */
+  ate?: number;
+  /** Session expiry, epoch ms (also the seal's expiry). */
+  exp: number;
+}
+
+export function sealSession(sealer: Sealer, s: SessionData): string {
+  return sealer.seal('session', s, s.exp);
+}
+
+/** The session from a cookie value when it is intact, unexpired and for this route's workspace. */
+export function openSession(sealer: Sealer, cookie: string | undefined, route: Route): SessionData | undefined {
+  if (!cookie) return undefined;
+  const s = sealer.open<SessionData>('session', cookie);
+  if (!s || typeof s.at !== 'string' || typeof s.h !== 'string') return undefined;
+  if (s.h !== route.host || s.u !== route.workspace.uid || s.w !== route.workspace.id) return undefined;
+  return s;
+}
+
+export type AccessDecision =
+  | { kind: 'allow'; session: SessionData; /** set when tokens were refreshed: re-issue the cookie */ renewed: boolean }
+  /** The credential is no good any more: log in again (GET) or 401. */
+  | { kind: 'login' }
+  | { kind: 'forbidden' }
+  /** GitLab could not be asked and nothing recent vouches for the session. */
+  | { kind: 'unavailable' };
+
+export interface AccessControl {
+  decide(session: SessionData): Promise<AccessDecision>;
+  /** The outcome of a fresh ownership check made elsewhere (login), so the first request needs no second call. */
+  remember(accessToken: string, workspaceId: string, owner: boolean): void;
+}
+
+export interface AccessControlOptions {
+  gitlab: GitLabApi;
+  refresher: TokenRefresher;
+  sealer: Sealer;
+  logger: Logger;
+  /** Seconds a positive ownership answer is reused (auth.reauthorize_interval, at most). */
+  reauthorizeIntervalSeconds: number;
+  now?: () => number;
+}
+
+interface Verdict {
+  owner: boolean;
+  /** Until when the answer is used without asking again. */
+  freshUntil: number;
+  /** When GitLab last confirmed ownership (for the outage grace). */
+  confirmedAt: number;
+}
+
+const NEGATIVE_TTL_MS = 5_000;
+const MAX_CACHE = 20_000;
+/** Refresh a little before the access token expires so a request never races its expiry. */
+const REFRESH_EARLY_MS = 30_000;
+
+export function createAccessControl(opts: AccessControlOptions): AccessControl {
+  const now = opts.now ?? Date.now;
+  const positiveTtl = opts.reauthorizeIntervalSeconds * 1000;
+  // CONTRACT §6 gives open connections a grace of 3 intervals when GitLab is down; requests get the same.
+  const graceMs = 3 * positiveTtl;
+  const verdicts = new Map<string, Verdict>();
+  const refreshing = new Map<string, Promise<SessionData | undefined>>();
+
+  const key = (token: string, workspaceId: string) => `${opts.sealer.fingerprint(token)}:${workspaceId}`;
+
+  function store(k: string, owner: boolean): void {
+    const t = now();
+    if (verdicts.size >= MAX_CACHE) {
+      // Oldest first (Map keeps insertion order); a burst of logins must not grow memory without bound.
+      const first = verdicts.keys().next();
+      if (!first.done) verdicts.delete(first.value);
+    }
+    const previous = verdicts.get(k);
+    verdicts.delete(k);
+    verdicts.set(k, {
+      owner,
+      freshUntil: t + (owner ? positiveTtl : Math.min(NEGATIVE_TTL_MS, positiveTtl)),
+      confirmedAt: owner ? t : (previous?.confirmedAt ?? 0),
+    });
+  }
+
+  /** Single flight per refresh token: GitLab rotates refresh tokens, so two concurrent refreshes would log the user out. */
+  function refresh(s: SessionData): Promise<SessionData | undefined> {
+    const rt = s.rt;
+    if (!rt) return Promise.resolve(undefined);
+    const k = opts.sealer.fingerprint(rt);
+    let p = refreshing.get(k);
+    if (!p) {
+      p = opts.refresher
+        .refresh(rt)
+        .then(
+          (t): SessionData | undefined => ({ ...s, at: t.accessToken, rt: t.refreshToken ?? rt, ate: t.expiresAt }),
+          (err: unknown) => {
+            opts.logger.info({ err: (err as Error).message }, 'GitLab token refresh failed');
+            return undefined;
+          },
+        )
+        .finally(() => setTimeout(() => refreshing.delete(k), 10_000).unref());
+      refreshing.set(k, p);
+    }
+    return p;
+  }
+
+  async function check(s: SessionData, renewed: boolean, allowRefresh: boolean): Promise<AccessDecision> {
+    const k = key(s.at, s.w);
+    const cached = verdicts.get(k);
+    const t = now();
+    if (cached && cached.freshUntil > t) return cached.owner ? { kind: 'allow', session: s, renewed } : { kind: 'forbidden' };
+    const result = await opts.gitlab.checkOwnership(s.at, s.w);
+    switch (result.kind) {
+      case 'owner':
+        store(k, true);
+        return { kind: 'allow', session: s, renewed };
+      case 'not_owner':
+        store(k, false);
+        return { kind: 'forbidden' };
+      case 'invalid_token': {
+        verdicts.delete(k);
+        if (!allowRefresh) return { kind: 'login' };
+        const next = await refresh(s);
+        return next ? check(next, true, false) : { kind: 'login' };
+      }
+      case 'unavailable':
+        if (cached?.owner && t - cached.confirmedAt < graceMs) return { kind: 'allow', session: s, renewed };
+        return { kind: 'unavailable' };
+    }
+  }
+
+  return {
+    async decide(s) {
+      if (s.ate !== undefined && s.rt && s.ate - REFRESH_EARLY_MS <= now()) {
+        const next = await refresh(s);
+        if (next) return check(next, true, false);
+        // Refresh failed: the old token may still work for a few seconds; GitLab decides.
+      }
+      return check(s, false, true);
+    },
+    remember(accessToken, workspaceId, owner) {
+      store(key(accessToken, workspaceId), owner);
+    },
+  };
+}

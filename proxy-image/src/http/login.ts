@@ -1,0 +1,266 @@
+// Browser login (CONTRACT §4), in four hops, every value signed and encrypted by the proxy:
+//  1. workspace host, no session: set a host-only binding cookie (random), redirect to the proxy domain's
+//     login path with a sealed "start" token {host, return path, fingerprint(binding)}.
+//  2. proxy domain /auth/login: new state, nonce, PKCE verifier; sealed into a short-lived host-only cookie
+//     named after the state (parallel logins in several tabs do not clobber each other); redirect to
+//     {auth.host}/oauth/authorize.
+//  3. proxy domain callback: state checked against that cookie BEFORE the code is exchanged; code exchanged
+//     with PKCE, ID token nonce checked; ownership asked of GitLab; redirect to the workspace host's handoff
+//     path with a sealed, 60-second, single-use handoff token.
+//  4. workspace host handoff: the token must be for this host and come back to the browser holding the
+//     binding cookie from hop 1; then the host-only session cookie is set and the browser lands on the
+//     exact path and query it first asked for, on the same host (an absolute URL the proxy builds).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ProxyConfig } from '../config';
+import type { WorkspaceDirectory } from '../discovery/types';
+import type { GitLabApi } from '../auth/gitlab-api';
+import { OidcError, type Oidc, type LoginChecks } from '../auth/oidc';
+import { randomToken, safeEqual, type Sealer } from '../auth/crypto';
+import { deleteCookie, parseCookies, serializeCookie, type CookieNames } from '../auth/cookies';
+import { SESSION_LIFETIME_MS, sealSession, type AccessControl, type SessionData } from '../auth/session';
+import type { HttpMetrics } from './metrics';
+import type { ParsedHost } from './host';
+import { messages, sendPage, sendText } from './pages';
+
+/** Paths the proxy answers itself on every workspace host. */
+export const RESERVED_PREFIX = '/.workspaces-proxy/';
+export const HANDOFF_PATH = `${RESERVED_PREFIX}handoff`;
+export const LOGOUT_PATH = `${RESERVED_PREFIX}logout`;
+
+const LOGIN_TTL_MS = 10 * 60 * 1000;
+const HANDOFF_TTL_MS = 60 * 1000;
+const BINDING = /^[A-Za-z0-9_-]{32}$/;
+
+interface StartToken { h: string; p: string; b: string }
+interface StateCookie extends StartToken { s: string; n: string; v: string }
+interface HandoffToken { h: string; p: string; b: string; j: string; s: SessionData }
+
+export interface LoginDeps {
+  config: ProxyConfig;
+  oidc: Oidc;
+  gitlab: GitLabApi;
+  directory: WorkspaceDirectory;
+  sealer: Sealer;
+  access: AccessControl;
+  names: CookieNames;
+  metrics: HttpMetrics;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface LoginFlow {
+  isProxyDomain(host: ParsedHost): boolean;
+  /** No usable session on a workspace host (GET/HEAD): start hop 1. */
+  redirectToLogin(req: IncomingMessage, res: ServerResponse, host: ParsedHost, extraCookies?: string[]): void;
+  /** Requests to the proxy domain: login start and OAuth callback. */
+  handleProxyDomain(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Requests to RESERVED_PREFIX on a workspace host. */
+  handleReserved(req: IncomingMessage, res: ServerResponse, host: ParsedHost): void;
+  /** Set-Cookie value for a session. */
+  sessionCookie(s: SessionData): string;
+}
+
+const noStore = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' };
+
+function redirect(res: ServerResponse, location: string, cookies: string[] = []): void {
+  res.writeHead(302, { location, ...noStore, 'content-length': 0, ...(cookies.length ? { 'set-cookie': cookies } : {}) });
+  res.end();
+}
+
+/** Path and query of the request, as a path on the same host (never scheme-relative). */
+export function returnPathOf(rawUrl: string | undefined): string {
+  if (!rawUrl || !rawUrl.startsWith('/') || rawUrl.length > 8192) return '/';
+  // `//evil.example/x` or `/\\evil.example` would read as another host: collapse leading slashes. The
+  // redirect is an absolute URL on the same host anyway; this keeps the path meaning what was asked.
+  return `/${rawUrl.replace(/^[/\\]+/, '')}`;
+}
+
+export function createLoginFlow(deps: LoginDeps): LoginFlow {
+  const { config, sealer, names, metrics, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const secure = config.auth.protocol === 'https';
+  const redirectUri = new URL(config.auth.redirect_uri);
+  const proxyHostname = redirectUri.hostname.toLowerCase();
+  const callbackPath = redirectUri.pathname;
+  // The login start lives next to the callback: /auth/callback → /auth/login.
+  const loginPath = callbackPath.replace(/[^/]*$/, 'login');
+  const usedHandoffs = new Map<string, number>();
+
+  const workspaceUrl = (authority: string, path: string) => `${config.auth.protocol}://${authority}${path}`;
+
+  function markUsed(jti: string): boolean {
+    const t = now();
+    if (usedHandoffs.size > 1000) for (const [k, exp] of usedHandoffs) if (exp < t) usedHandoffs.delete(k);
+    if (usedHandoffs.has(jti)) return false;
+    usedHandoffs.set(jti, t + HANDOFF_TTL_MS);
+    return true;
+  }
+
+  function retryPage(res: ServerResponse, status: number, why: string, cookies: string[] = []): void {
+    sendPage(res, status, 'Sign-in did not complete', `${why} Open the workspace URL again to sign in.`, {
+      ...noStore,
+      ...(cookies.length ? { 'set-cookie': cookies } : {}),
+    });
+  }
+
+  async function loginStart(res: ServerResponse, url: URL): Promise<void> {
+    const start = sealer.open<StartToken>('login-start', url.searchParams.get('t') ?? '', now());
+    if (!start || typeof start.h !== 'string' || typeof start.p !== 'string' || typeof start.b !== 'string') {
+      metrics.login('state_invalid');
+      return retryPage(res, 400, 'This sign-in link is invalid or has expired.');
+    }
+    const checks = deps.oidc.newLoginChecks();
+    let authorize: URL;
+    try {
+      authorize = await deps.oidc.authorizationUrl(checks);
+    } catch (err) {
+      metrics.login('gitlab_unavailable');
+      logger.warn({ err: (err as Error).message }, 'cannot start login: GitLab unavailable');
+      return sendPage(res, 503, 'GitLab is not reachable', 'The proxy cannot reach GitLab to sign you in. Try again in a minute.', noStore);
+    }
+    const state: StateCookie = { ...start, s: checks.state, n: checks.nonce, v: checks.codeVerifier };
+    const cookie = serializeCookie(`${names.oauthPrefix}${sealer.fingerprint(checks.state).slice(0, 16)}`, sealer.seal('oauth-state', state, now() + LOGIN_TTL_MS), {
+      secure,
+      maxAge: LOGIN_TTL_MS / 1000,
+    });
+    metrics.login('started');
+    redirect(res, authorize.href, [cookie]);
+  }
+
+  async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const state = url.searchParams.get('state');
+    if (!state || state.length > 512) {
+      metrics.login('state_invalid');
+      return retryPage(res, 400, 'The sign-in answer from GitLab has no state.');
+    }
+    const cookieName = `${names.oauthPrefix}${sealer.fingerprint(state).slice(0, 16)}`;
+    const clear = [deleteCookie(cookieName, { secure })];
+    const saved = sealer.open<StateCookie>('oauth-state', parseCookies(req.headers.cookie).get(cookieName) ?? '', now());
+    // State is checked against this browser's cookie before anything is sent to GitLab.
+    if (!saved || typeof saved.s !== 'string' || !safeEqual(saved.s, state)) {
+      metrics.login('state_invalid');
+      return retryPage(res, 400, 'This sign-in was not started in this browser, was already used, or has expired.', clear);
+    }
+    if (url.searchParams.has('error')) {
+      metrics.login('denied_by_user');
+      return sendPage(res, 403, 'Sign-in refused', 'GitLab did not authorize the sign-in (it was cancelled or refused).', {
+        ...noStore,
+        'set-cookie': clear,
+      });
+    }
+    if (!url.searchParams.get('code')) {
+      metrics.login('state_invalid');
+      return retryPage(res, 400, 'The sign-in answer from GitLab has no code.', clear);
+    }
+    const checks: LoginChecks = { state: saved.s, nonce: saved.n, codeVerifier: saved.v };
+    const current = new URL(config.auth.redirect_uri);
+    current.search = url.search;
+    let tokens;
+    try {
+      tokens = await deps.oidc.exchangeCode(current, checks);
+    } catch (err) {
+      const unavailable = err instanceof OidcError && err.kind === 'unavailable';
+      metrics.login(unavailable ? 'gitlab_unavailable' : 'exchange_rejected');
+      logger.info({ err: (err as Error).message }, 'login code exchange failed');
+      return unavailable
+        ? sendPage(res, 502, 'GitLab is not reachable', 'The proxy could not complete the sign-in with GitLab. Try again in a minute.', { ...noStore, 'set-cookie': clear })
+        : retryPage(res, 400, 'GitLab refused the sign-in (the link may have been used already).', clear);
+    }
+    const route = deps.directory.routeForHost(saved.h);
+    if (!route) return sendText(res, 400, `${messages.unknownHost}\n`, { 'set-cookie': clear });
+    const verdict = await deps.gitlab.checkOwnership(tokens.accessToken, route.workspace.id);
+    if (verdict.kind === 'unavailable') {
+      metrics.login('gitlab_unavailable');
+      return sendPage(res, 502, 'GitLab is not reachable', 'The proxy could not confirm your access with GitLab. Try again in a minute.', { ...noStore, 'set-cookie': clear });
+    }
+    if (verdict.kind !== 'owner') {
+      metrics.login('not_owner');
+      logger.info({ workspace: route.workspace.name, namespace: route.workspace.namespace }, 'login refused: not the workspace owner');
+      return sendPage(res, 403, 'Not your workspace', 'You are signed in to GitLab, but this workspace belongs to another user. Only its owner can open it.', {
+        ...noStore,
+        'set-cookie': clear,
+      });
+    }
+    deps.access.remember(tokens.accessToken, route.workspace.id, true);
+    const session: SessionData = {
+      h: route.host,
+      u: route.workspace.uid,
+      w: route.workspace.id,
+      sub: verdict.userId,
+      at: tokens.accessToken,
+      rt: tokens.refreshToken,
+      ate: tokens.expiresAt,
+      exp: now() + SESSION_LIFETIME_MS,
+    };
+    const handoff: HandoffToken = { h: saved.h, p: saved.p, b: saved.b, j: randomToken(12), s: session };
+    const token = sealer.seal('handoff', handoff, now() + HANDOFF_TTL_MS);
+    redirect(res, `${workspaceUrl(saved.h, HANDOFF_PATH)}?t=${token}`, clear);
+  }
+
+  function handoff(req: IncomingMessage, res: ServerResponse, host: ParsedHost, url: URL): void {
+    const clearLogin = deleteCookie(names.login, { secure });
+    const h = sealer.open<HandoffToken>('handoff', url.searchParams.get('t') ?? '', now());
+    const binding = parseCookies(req.headers.cookie).get(names.login) ?? '';
+    const route = h ? deps.directory.routeForHost(host.hostname) : undefined;
+    const valid =
+      h !== undefined &&
+      typeof h.h === 'string' &&
+      h.h === host.authority &&
+      typeof h.b === 'string' &&
+      BINDING.test(binding) &&
+      safeEqual(sealer.fingerprint(binding), h.b) &&
+      route !== undefined &&
+      h.s.u === route.workspace.uid &&
+      h.s.w === route.workspace.id &&
+      typeof h.j === 'string' &&
+      markUsed(h.j);
+    if (!valid || !h) {
+      metrics.login('handoff_invalid');
+      return retryPage(res, 400, 'This sign-in link is invalid, expired, already used, or was opened in another browser.');
+    }
+    metrics.login('success');
+    logger.info({ workspace: route?.workspace.name, user: h.s.sub }, 'login complete');
+    redirect(res, workspaceUrl(host.authority, returnPathOf(h.p)), [sessionCookie(h.s), clearLogin]);
+  }
+
+  function sessionCookie(s: SessionData): string {
+    return serializeCookie(names.session, sealSession(sealer, s), { secure, maxAge: (s.exp - now()) / 1000 });
+  }
+
+  return {
+    isProxyDomain: (host) => host.hostname === proxyHostname,
+    redirectToLogin(req, res, host, extraCookies = []) {
+      const existing = parseCookies(req.headers.cookie).get(names.login);
+      // Reuse a binding set moments ago so two tabs logging in to the same host do not undo each other.
+      const binding = existing && BINDING.test(existing) ? existing : randomToken(24);
+      const start: StartToken = { h: host.authority, p: returnPathOf(req.url), b: sealer.fingerprint(binding) };
+      const token = sealer.seal('login-start', start, now() + LOGIN_TTL_MS);
+      const cookie = serializeCookie(names.login, binding, { secure, maxAge: LOGIN_TTL_MS / 1000 });
+      redirect(res, `${redirectUri.origin}${loginPath}?t=${token}`, [...extraCookies, cookie]);
+    },
+    async handleProxyDomain(req, res) {
+      const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
+      if (url.pathname !== loginPath && url.pathname !== callbackPath) {
+        return sendText(res, 404, 'not found\n');
+      }
+      // GET only: a HEAD must not spend a single-use code or state.
+      if (req.method !== 'GET') return sendText(res, 405, 'method not allowed\n', { allow: 'GET' });
+      if (url.pathname === loginPath) return loginStart(res, url);
+      return callback(req, res, url);
+    },
+    handleReserved(req, res, host) {
+      const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
+      if (req.method !== 'GET') return sendText(res, 405, 'method not allowed\n', { allow: 'GET' });
+      if (url.pathname === HANDOFF_PATH) return handoff(req, res, host, url);
+      if (url.pathname === LOGOUT_PATH) {
+        return sendPage(res, 200, 'Signed out', 'You are signed out of this workspace host.', {
+          ...noStore,
+          'set-cookie': [deleteCookie(names.session, { secure }), deleteCookie(names.login, { secure })],
+        });
+      }
+      return sendText(res, 404, 'not found\n');
+    },
+    sessionCookie,
+  };
+}

@@ -1,0 +1,299 @@
+// The SSH side of the proxy (CONTRACT §5): `ssh <workspace-name>@<proxy-host>` with a GitLab personal access
+// token as the password; once GitLab confirms the token's user owns that workspace, the connection is joined
+// to the workspace's own sshd and everything an IDE does over SSH is relayed.
+import type { AddressInfo } from 'node:net';
+import { Server, type Client, type Connection, type ServerChannel } from 'ssh2';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ProxyConfig } from '../config';
+import type { WorkspaceDirectory } from '../discovery/types';
+import type { GitLabApi } from '../auth/gitlab-api';
+import { closeReasonText, type CloseReason, type SessionRegistry } from '../sessions/types';
+import { createAddressLimiter } from './address-limiter';
+import { createSshAuthorizer, type AuthDecision } from './authorize';
+import { BackendError, connectBackend } from './backend';
+import { forwardConnection } from './forward';
+import { createSshMetrics } from './metrics';
+import { DISCONNECT_NO_MORE_AUTH_METHODS, disconnectWithMessage } from './ssh2-internals';
+
+/** Fixed by CONTRACT §5. */
+export const MAX_PASSWORD_TRIES = 3;
+
+/** Timings and limits; the defaults are what production uses, tests may shorten them. */
+export interface SshTuning {
+  /** A failed attempt is answered no sooner than this after it arrived, so an unknown workspace (no GitLab
+   *  call) and a wrong token (one GitLab call) take about as long. */
+  failureDelayMs: number;
+  /** How long a positive GitLab answer is reused for new connections; capped at auth.reauthorize_interval. */
+  authCacheTtlMs: number;
+  /** Failed password attempts one client address may make in a burst ... */
+  addressFailureBudget: number;
+  /** ... and how often one of them is forgiven. */
+  addressFailureRefillMs: number;
+  /** Time to reach the workspace sshd and log in (a stopped workspace must not leave the user hanging). */
+  backendTimeoutMs: number;
+  /** A connection must have authenticated within this (OpenSSH's LoginGraceTime). */
+  loginGraceMs: number;
+  /** Keepalive towards users and workspaces, so dead peers are noticed and their resources freed. */
+  keepaliveIntervalMs: number;
+  /** How long shutdown() waits for connections to go after telling them "going away". */
+  shutdownTimeoutMs: number;
+}
+
+export const defaultSshTuning: SshTuning = {
+  failureDelayMs: 500,
+  authCacheTtlMs: 10_000,
+  addressFailureBudget: 20,
+  addressFailureRefillMs: 30_000,
+  backendTimeoutMs: 10_000,
+  loginGraceMs: 60_000,
+  keepaliveIntervalMs: 30_000,
+  shutdownTimeoutMs: 5_000,
+};
+
+export interface SshProxyDeps {
+  config: ProxyConfig;
+  directory: WorkspaceDirectory;
+  gitlab: GitLabApi;
+  sessions: SessionRegistry;
+  registry: Registry;
+  logger: Logger;
+  tuning?: Partial<SshTuning>;
+}
+
+export interface SshProxy {
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Stops accepting, tells every open connection "going away" and waits (bounded) for them to go. */
+  shutdown(): Promise<void>;
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function createSshProxy(deps: SshProxyDeps): SshProxy {
+  const { config, logger } = deps;
+  const tuning: SshTuning = { ...defaultSshTuning, ...deps.tuning };
+  const cacheTtlMs = Math.min(tuning.authCacheTtlMs, config.auth.reauthorize_interval * 1000);
+  const metrics = createSshMetrics(deps.registry);
+  const authorizer = createSshAuthorizer({ directory: deps.directory, gitlab: deps.gitlab, cacheTtlMs });
+  const limiter = createAddressLimiter({ budget: tuning.addressFailureBudget, refillMs: tuning.addressFailureRefillMs });
+  const open = new Set<{ close(reason: CloseReason): void; destroy(): void; gone: Promise<void> }>();
+  let stopping = false;
+
+  if (!config.ssh.host_key) throw new Error('ssh.host_key is required when ssh.enabled is true');
+  const server = new Server({
+    hostKeys: [config.ssh.host_key],
+    ident: 'gitlab-workspaces-proxy',
+    keepaliveInterval: tuning.keepaliveIntervalMs,
+    keepaliveCountMax: 4,
+  });
+
+  server.on('connection', (conn: Connection, info: { ip: string; port: number }) => {
+    if (stopping) {
+      disconnectWithMessage(conn, closeReasonText.shutdown);
+      return;
+    }
+    handleConnection(conn, info.ip, info.port);
+  });
+  server.on('error', (err: Error) => logger.error({ err: err.message }, 'ssh listener error'));
+
+  function handleConnection(conn: Connection, address: string, port: number): void {
+    const log = logger.child({ client: `${address}:${port}` });
+    let tries = 0;
+    let authenticated = false;
+    let backend: Client | undefined;
+    let untrack: (() => void) | undefined;
+    let closedBy: CloseReason | undefined;
+    const sessionChannels = new Set<ServerChannel>();
+
+    metrics.connectionOpened();
+    let resolveGone!: () => void;
+    const entry = {
+      close,
+      destroy: () => (conn as unknown as { _sock?: { destroy(): void } })._sock?.destroy(),
+      gone: new Promise<void>((r) => (resolveGone = r)),
+    };
+    open.add(entry);
+
+    const grace = setTimeout(() => {
+      if (authenticated) return;
+      log.info({ tries }, 'ssh login grace time over');
+      disconnectWithMessage(conn, 'authentication timed out');
+    }, tuning.loginGraceMs);
+    grace.unref();
+
+    conn.on('error', (err: Error) => log.debug({ err: err.message }, 'ssh client connection error'));
+    conn.on('close', () => {
+      clearTimeout(grace);
+      metrics.connectionClosed();
+      open.delete(entry);
+      untrack?.();
+      backend?.end();
+      if (authenticated) log.info({ reason: closedBy ?? 'client_closed' }, 'ssh connection closed');
+      resolveGone();
+    });
+
+    /** Ends the connection with a reason the user sees (session stderr and the disconnect message). */
+    function close(reason: CloseReason): void {
+      if (closedBy) return;
+      closedBy = reason;
+      const text = closeReasonText[reason];
+      for (const ch of sessionChannels) {
+        try {
+          ch.stderr.write(`\r\ngitlab-workspaces-proxy: ${text}\r\n`);
+        } catch {
+          // The channel is already going.
+        }
+      }
+      disconnectWithMessage(conn, text);
+      backend?.end();
+    }
+
+    conn.on('authentication', (ctx) => {
+      if (ctx.method !== 'password') {
+        // `none` and key attempts are not password tries: just say what is accepted.
+        ctx.reject(['password']);
+        return;
+      }
+      tries += 1;
+      if (tries > MAX_PASSWORD_TRIES) {
+        // OpenSSH stops after 3 prompts by itself; anything else gets no further GitLab call.
+        metrics.authFailed('too_many_tries');
+        log.warn({ username: ctx.username, reason: 'too_many_tries', attempt: tries }, 'ssh authentication failed');
+        ctx.reject([]);
+        disconnectWithMessage(conn, 'too many authentication failures', DISCONNECT_NO_MORE_AUTH_METHODS);
+        return;
+      }
+      const attempt = tries;
+      const username = ctx.username;
+      const started = Date.now();
+      void decide(username, ctx.password).then(async (decision) => {
+        if (decision.ok) {
+          await onAuthorized(decision, ctx.password, () => ctx.accept(), username);
+          return;
+        }
+        metrics.authFailed(decision.reason);
+        log.warn(
+          { username, reason: decision.reason, attempt, ...(decision.userId ? { gitlabUserId: decision.userId } : {}),
+            ...(decision.error ? { err: decision.error } : {}) },
+          'ssh authentication failed',
+        );
+        // Answer every failure after the same minimum time: whether a workspace exists is not told by timing.
+        const wait = tuning.failureDelayMs - (Date.now() - started);
+        if (wait > 0) await delay(wait);
+        if (decision.reason === 'gitlab_unavailable') {
+          // Not the user's fault and not a verdict on the token: say so instead of prompting again.
+          ctx.reject([]);
+          disconnectWithMessage(conn, 'could not confirm access with GitLab, try again later');
+          return;
+        }
+        if (attempt >= MAX_PASSWORD_TRIES) {
+          ctx.reject([]);
+          disconnectWithMessage(conn, 'too many authentication failures', DISCONNECT_NO_MORE_AUTH_METHODS);
+          return;
+        }
+        ctx.reject(['password']);
+      });
+    });
+
+    async function decide(username: string, token: string): Promise<AuthDecision> {
+      if (!limiter.take(address)) return { ok: false, reason: 'rate_limited' };
+      const decision = await authorizer.authorize(username, token).catch(
+        (err: unknown): AuthDecision => ({ ok: false, reason: 'gitlab_unavailable', error: (err as Error).message }),
+      );
+      if (decision.ok || decision.reason === 'gitlab_unavailable') limiter.giveBack(address);
+      return decision;
+    }
+
+    async function onAuthorized(
+      decision: Extract<AuthDecision, { ok: true }>, token: string, accept: () => void, username: string,
+    ): Promise<void> {
+      if (closedBy || !isOpen(conn)) return;
+      const ws = decision.workspace;
+      const wlog = log.child({ workspace: `${ws.namespace}/${ws.name}`, workspaceId: ws.id });
+      let client: Client;
+      try {
+        client = await connectBackend(
+          { host: ws.backendHost, port: config.ssh.backend_port, username: config.ssh.backend_username },
+          { timeoutMs: tuning.backendTimeoutMs, keepaliveIntervalMs: tuning.keepaliveIntervalMs },
+        );
+      } catch (err) {
+        const kind = err instanceof BackendError ? err.kind : 'unreachable';
+        metrics.backendFailed(kind);
+        wlog.warn({ err: (err as Error).message, kind, backend: `${ws.backendHost}:${config.ssh.backend_port}` },
+          'workspace sshd not reachable');
+        disconnectWithMessage(conn, kind === 'refused_login'
+          ? `workspace ${username} refused the proxy's login to its sshd`
+          : `workspace ${username} is not reachable over SSH (is it running?)`);
+        return;
+      }
+      if (closedBy || stopping || !isOpen(conn)) {
+        client.end();
+        if (stopping && !closedBy) close('shutdown');
+        return;
+      }
+      backend = client;
+      client.on('error', (err: Error) => wlog.debug({ err: err.message }, 'workspace connection error'));
+      client.on('close', () => {
+        // The workspace went away under us (pod stopped, sshd restarted).
+        if (!closedBy) {
+          closedBy = 'workspace_gone';
+          wlog.info('workspace sshd closed the connection');
+          for (const ch of sessionChannels) ch.stderr.write('\r\ngitlab-workspaces-proxy: the workspace closed the connection\r\n');
+          disconnectWithMessage(conn, 'the workspace closed the connection');
+        }
+      });
+      forwardConnection(conn, client, {
+        bytes: metrics.bytes,
+        debug: (msg, extra) => wlog.debug(extra ?? {}, msg),
+        sessionOpened: (ch) => {
+          sessionChannels.add(ch);
+          return () => sessionChannels.delete(ch);
+        },
+      });
+      authenticated = true;
+      clearTimeout(grace);
+      // The token is kept (in memory only) because the session registry re-checks it every interval.
+      untrack = deps.sessions.track({
+        kind: 'ssh',
+        workspace: { name: ws.name, namespace: ws.namespace, uid: ws.uid, id: ws.id },
+        credential: { type: 'token', token },
+        close,
+      });
+      metrics.authSucceeded(decision.cached);
+      wlog.info({ gitlabUserId: decision.userId, cached: decision.cached }, 'ssh connection authorized');
+      accept();
+    }
+  }
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    async shutdown() {
+      stopping = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const all = [...open];
+      for (const c of all) c.close('shutdown');
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), tuning.shutdownTimeoutMs)));
+      const outcome = await Promise.race([Promise.all(all.map((c) => c.gone)).then(() => 'done' as const), timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        logger.warn({ open: open.size }, 'ssh connections still open after shutdown timeout: cutting them');
+        for (const c of open) c.destroy();
+      }
+      await closed;
+    },
+  };
+}
+
+function isOpen(conn: Connection): boolean {
+  const sock = (conn as unknown as { _sock?: { destroyed?: boolean; writable?: boolean } })._sock;
+  return !!sock && !sock.destroyed && sock.writable !== false;
+}

@@ -1,0 +1,58 @@
+// Prometheus metrics of the SSH proxy, registered on the registry passed in.
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Why a password attempt failed; also the `reason` field of the log line. */
+export type AuthFailureReason =
+  | 'unknown_workspace'
+  | 'ambiguous_workspace'
+  | 'invalid_token'
+  | 'not_owner'
+  | 'gitlab_unavailable'
+  | 'rate_limited'
+  | 'too_many_tries';
+
+export type BackendFailure = 'unreachable' | 'refused_login';
+
+export interface SshMetrics {
+  connectionOpened(): void;
+  connectionClosed(): void;
+  authSucceeded(cached: boolean): void;
+  authFailed(reason: AuthFailureReason): void;
+  backendFailed(kind: BackendFailure): void;
+  /** Payload bytes of channels: `to_workspace` from the user, `from_workspace` to the user. */
+  bytes(direction: 'to_workspace' | 'from_workspace', n: number): void;
+}
+
+export function createSshMetrics(registry: Registry): SshMetrics {
+  const open = new Gauge({
+    name: 'workspaces_proxy_ssh_connections_open',
+    help: 'SSH client connections open on the proxy (authenticated or not)',
+    registers: [registry],
+  });
+  const auth = new Counter({
+    name: 'workspaces_proxy_ssh_auth_total',
+    help: 'SSH password attempts, by result and reason (success: cached or gitlab)',
+    labelNames: ['result', 'reason'],
+    registers: [registry],
+  });
+  const backend = new Counter({
+    name: 'workspaces_proxy_ssh_backend_failures_total',
+    help: 'Authorized SSH connections whose workspace sshd could not be joined',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'workspaces_proxy_ssh_bytes_total',
+    help: 'SSH channel payload bytes, by direction',
+    labelNames: ['direction'],
+    registers: [registry],
+  });
+  return {
+    connectionOpened: () => open.inc(),
+    connectionClosed: () => open.dec(),
+    authSucceeded: (cached) => auth.inc({ result: 'success', reason: cached ? 'cached' : 'gitlab' }),
+    authFailed: (reason) => auth.inc({ result: 'failure', reason }),
+    backendFailed: (kind) => backend.inc({ kind }),
+    bytes: (direction, n) => bytes.inc({ direction }, n),
+  };
+}

@@ -1,0 +1,99 @@
+// Joins a channel the user opened to the proxy (`front`, ssh2 server side) with its twin on the workspace
+// sshd (`back`, ssh2 client side) and copies both ways.
+//
+// Flow control comes from stream backpressure: ssh2 only grows a channel's SSH window when its readable side
+// is read, and pipe() stops reading when the other channel's writable buffer is full, so a slow reader on
+// one side stops the writer on the other side instead of filling the proxy's memory.
+//
+// Ordering follows OpenSSH's sshd, so scp, pipes and `ssh host cmd < file` finish properly:
+//   user EOF            -> EOF to the workspace (the command sees end of stdin, the channel stays open);
+//   workspace data, EOF -> all data and stderr flushed to the user, then EOF;
+//   workspace exit-*    -> forwarded after the data it follows;
+//   workspace CLOSE     -> CLOSE to the user, after all of the above.
+// A CLOSE from the user closes the workspace channel.
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import { channelOutgoingOpen, sendExit, type ExitInfo } from './ssh2-internals';
+
+export interface SpliceHooks {
+  bytes(direction: 'to_workspace' | 'from_workspace', n: number): void;
+  /** Called once when both channels are done. */
+  done?(): void;
+  debug(msg: string, err?: unknown): void;
+}
+
+/** Resolves once everything written to `w` so far has been handed to the SSH connection. */
+function flushed(w: NodeJS.WritableStream & { writableEnded?: boolean; destroyed?: boolean }): Promise<void> {
+  if (w.writableEnded || w.destroyed) return Promise.resolve();
+  // Writes complete in order, so an empty write's callback fires after every earlier chunk went out.
+  return new Promise((resolve) => w.write(Buffer.alloc(0), () => resolve()));
+}
+
+function ended(r: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
+  if (r.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    r.once('end', resolve);
+    r.once('close', resolve);
+  });
+}
+
+export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks: SpliceHooks): void {
+  let exit: ExitInfo | undefined;
+  let frontClosed = false;
+  let backClosed = false;
+  let finished = false;
+  const finish = (): void => {
+    if (finished || !frontClosed || !backClosed) return;
+    finished = true;
+    hooks.done?.();
+  };
+
+  front.on('data', (chunk: Buffer) => hooks.bytes('to_workspace', chunk.length));
+  back.on('data', (chunk: Buffer) => hooks.bytes('from_workspace', chunk.length));
+  back.stderr.on('data', (chunk: Buffer) => hooks.bytes('from_workspace', chunk.length));
+
+  // user -> workspace; the user's EOF ends the workspace side's writable, which sends EOF only
+  // (ssh2 client channels are half-open).
+  front.pipe(back);
+  // workspace -> user; ending is ours to do, in the right order (below).
+  back.pipe(front, { end: false });
+  back.stderr.pipe(front.stderr, { end: false });
+
+  back.on('exit', (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
+    exit = code === null || code === undefined
+      ? { signal: signal ?? 'SIGKILL', coreDumped: !!coreDumped, description: description ?? '' }
+      : { code };
+  });
+
+  const backEof = Promise.all([ended(back), ended(back.stderr)]).then(async () => {
+    await Promise.all([flushed(front), flushed(front.stderr)]);
+    if (channelOutgoingOpen(front)) front.eof();
+  });
+  const backClose = new Promise<void>((resolve) => back.once('close', () => resolve()));
+  void Promise.all([backEof, backClose]).then(() => {
+    backClosed = true;
+    if (exit) sendExit(front, exit);
+    // end() sends EOF (already sent) and CLOSE on a server channel.
+    if (!front.writableEnded) front.end();
+    finish();
+  });
+
+  front.once('close', () => {
+    frontClosed = true;
+    back.unpipe(front);
+    back.stderr.unpipe(front.stderr);
+    // Resume so a backend that is still sending does not stall its whole connection's flow.
+    back.resume();
+    back.stderr.resume();
+    back.close();
+    finish();
+  });
+
+  front.on('error', (err: unknown) => {
+    hooks.debug('client channel error', err);
+    front.close();
+  });
+  back.on('error', (err: unknown) => {
+    hooks.debug('workspace channel error', err);
+    back.close();
+  });
+}

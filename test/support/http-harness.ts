@@ -1,0 +1,186 @@
+// Starts the HTTP side of the proxy in-process against the GitLab stand-in and a sample workspace, plus a
+// small cookie-jar HTTP client that talks to `*.workspaces.test` hosts on loopback (no browser needed).
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import type { Agent } from 'node:http';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { parseConfigObject, type ProxyConfig, type ProxyConfigInput } from '../../proxy-image/src/config';
+import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
+import { createOidc } from '../../proxy-image/src/auth/oidc';
+import { createSessionRegistry } from '../../proxy-image/src/sessions';
+import { createHttpProxy, type HttpProxy } from '../../proxy-image/src/http';
+import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
+import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
+import { createMemoryDirectory, type MemoryDirectory } from './memory-directory';
+import { startSampleWorkspace, type SampleWorkspace } from './sample-workspace';
+
+export const ZONE = 'workspaces.test';
+export const PROXY_DOMAIN = `auth.${ZONE}`;
+
+/** A free loopback port (bound then released): for configs whose schema does not allow port 0. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+export interface Harness {
+  gitlab: GitLabStandIn;
+  alice: GitLabUser;
+  bob: GitLabUser;
+  directory: MemoryDirectory;
+  workspace: SampleWorkspace;
+  /** Alice's workspace (id 42): hosts `${workspace.port}-alice-ws` and `8080-alice-ws`. */
+  hostA: string;
+  hostA2: string;
+  /** Bob's workspace (id 43) served by the same sample backend. */
+  hostB: string;
+  port: number;
+  config: ProxyConfig;
+  registry: Registry;
+  sessions: ReturnType<typeof createSessionRegistry>;
+  proxy: HttpProxy;
+  /** `http://<host>:<port><path>` */
+  url(host: string, path?: string): string;
+  close(): Promise<void>;
+}
+
+export async function startHarness(opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendAgent?: Agent } = {}): Promise<Harness> {
+  const gitlab = await startGitLabStandIn();
+  const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
+  const bob = gitlab.addUser({ username: 'bob', password: 'bob-password' });
+  const workspace = await startSampleWorkspace();
+  const port = await freePort();
+  const redirect = `http://${PROXY_DOMAIN}:${port}/auth/callback`;
+  gitlab.registerOAuthClient({ clientId: 'proxy-client', clientSecret: 'proxy-secret', redirectUris: [redirect] });
+  gitlab.setWorkspaceOwner(42, alice);
+  gitlab.setWorkspaceOwner(43, bob);
+  const hostA = `${workspace.port}-alice-ws.${ZONE}`;
+  const hostA2 = `8080-alice-ws.${ZONE}`;
+  const hostB = `${workspace.port}-bob-ws.${ZONE}`;
+  const directory = createMemoryDirectory();
+  directory.add({ name: 'alice-ws', id: '42', routes: { [hostA]: workspace.port, [hostA2]: workspace.port } });
+  directory.add({ name: 'bob-ws', id: '43', routes: { [hostB]: workspace.port } });
+
+  const { config } = parseConfigObject({
+    auth: {
+      client_id: 'proxy-client',
+      client_secret: 'proxy-secret',
+      host: gitlab.url,
+      redirect_uri: redirect,
+      signing_key: 'test-signing-key-0123456789abcdef',
+      protocol: 'http',
+      ...opts.auth,
+    },
+    log_level: 'silent',
+  });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const registry = new Registry();
+  const gitlabApi = createGitLabApi({ baseUrl: config.auth.host, logger });
+  const oidc = createOidc({ config, logger });
+  const dir = opts.directory ?? directory;
+  const sessions = createSessionRegistry({ config, directory: dir, gitlab: gitlabApi, refresher: oidc, logger, registry });
+  const proxy = createHttpProxy({ config, directory: dir, gitlab: gitlabApi, oidc, sessions, registry, logger, backendAgent: opts.backendAgent });
+  await proxy.listen(port, '127.0.0.1');
+  return {
+    gitlab, alice, bob, directory, workspace, hostA, hostA2, hostB, port, config, registry, sessions, proxy,
+    url: (host, path = '/') => `http://${host}:${port}${path}`,
+    async close() {
+      sessions.closeAll('shutdown');
+      await proxy.shutdown(1000);
+      sessions.stop();
+      await workspace.close();
+      await gitlab.close();
+    },
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  url: string;
+}
+
+/** Cookies per hostname (host-only, as the proxy sets them; paths and expiry are ignored except deletion). */
+export class CookieJar {
+  readonly hosts = new Map<string, Map<string, string>>();
+  header(hostname: string): string | undefined {
+    const m = this.hosts.get(hostname);
+    return m && m.size ? [...m].map(([k, v]) => `${k}=${v}`).join('; ') : undefined;
+  }
+  store(hostname: string, setCookie: string[] | undefined): void {
+    for (const line of setCookie ?? []) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq).trim();
+      const value = pair!.slice(eq + 1).trim();
+      const m = this.hosts.get(hostname) ?? new Map<string, string>();
+      if (/;\s*max-age=0/i.test(line)) m.delete(name);
+      else m.set(name, value);
+      this.hosts.set(hostname, m);
+    }
+  }
+  get(hostname: string, name: string): string | undefined {
+    return this.hosts.get(hostname)?.get(name);
+  }
+  set(hostname: string, name: string, value: string): void {
+    const m = this.hosts.get(hostname) ?? new Map<string, string>();
+    m.set(name, value);
+    this.hosts.set(hostname, m);
+  }
+}
+
+/** One request to `url` sent to 127.0.0.1 (every test host is loopback), with the jar's cookies. */
+export function send(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; jar?: CookieJar } = {},
+): Promise<Reply> {
+  const u = new URL(url);
+  const cookie = opts.jar?.header(u.hostname);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: u.port || 80,
+        method: opts.method ?? 'GET',
+        path: u.pathname + u.search,
+        headers: { host: u.host, ...(cookie ? { cookie } : {}), ...opts.headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          opts.jar?.store(u.hostname, res.headers['set-cookie']);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), url });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** GETs `url` following up to `max` redirects (proxy, GitLab stand-in, back); returns every hop and the last reply. */
+export async function browse(url: string, jar: CookieJar, max = 12): Promise<{ final: Reply; hops: Reply[] }> {
+  const hops: Reply[] = [];
+  let next = url;
+  for (;;) {
+    const reply = await send(next, { jar });
+    hops.push(reply);
+    if (hops.length >= max || reply.status < 300 || reply.status >= 400 || !reply.headers.location) return { final: reply, hops };
+    next = new URL(reply.headers.location, next).href;
+  }
+}
+
+/** Logs `user` in through the full flow for `url` and returns the final reply. */
+export async function loginAs(h: Harness, user: GitLabUser, url: string, jar = new CookieJar()): Promise<{ final: Reply; hops: Reply[]; jar: CookieJar }> {
+  h.gitlab.autoLoginAs(user);
+  const r = await browse(url, jar);
+  return { ...r, jar };
+}

@@ -1,0 +1,103 @@
+// The whole local stack on loopback: GitLab stand-in, Kubernetes API stand-in with workspace Services, a
+// sample workspace and the real proxy (real discovery through @kubernetes/client-node). Used by the browser
+// end-to-end tests, the built-proxy test and `npm run demo`.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { renderConfigYaml, parseConfigObject, type ProxyConfig, type ProxyConfigInput } from '../../proxy-image/src/config';
+import { loadKubeConfig } from '../../proxy-image/src/discovery/kubeconfig';
+import { startProxy, type RunningProxy } from '../../proxy-image/src/app';
+import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
+import { startKubeApiStandIn, workspaceService, type KubeApiStandIn } from './kube-api-stand-in';
+import { writeKubeconfig } from './kubeconfig';
+import { startSampleWorkspace, type SampleWorkspace } from './sample-workspace';
+import { freePort } from './http-harness';
+
+export interface StackOptions {
+  zone?: string;
+  /** Proxy domain (host of auth.redirect_uri); default `auth.<zone>`. */
+  proxyDomain?: string;
+  httpPort?: number;
+  gitlabPort?: number;
+  auth?: Partial<ProxyConfigInput['auth']>;
+  logLevel?: string;
+  /** false: write config and kubeconfig but do not start the proxy in this process. */
+  startInProcess?: boolean;
+}
+
+export interface Stack {
+  gitlab: GitLabStandIn;
+  kube: KubeApiStandIn;
+  workspace: SampleWorkspace;
+  alice: GitLabUser;
+  bob: GitLabUser;
+  zone: string;
+  proxyDomain: string;
+  httpPort: number;
+  internalPort: number;
+  config: ProxyConfig;
+  configPath: string;
+  kubeconfigPath: string;
+  proxy?: RunningProxy;
+  /** Adds a workspace Service on the sample backend's port; returns its host. */
+  addWorkspace(name: string, workspaceId: string, owner: GitLabUser | null): string;
+  url(host: string, path?: string): string;
+  close(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const zone = opts.zone ?? 'workspaces.test';
+  const proxyDomain = opts.proxyDomain ?? `auth.${zone}`;
+  const dir = mkdtempSync(join(tmpdir(), 'wsp-stack-'));
+  const gitlab = await startGitLabStandIn({ port: opts.gitlabPort });
+  const kube = await startKubeApiStandIn();
+  const workspace = await startSampleWorkspace();
+  const alice = gitlab.addUser({ username: 'alice', password: 'alice-password', name: 'Alice Developer' });
+  const bob = gitlab.addUser({ username: 'bob', password: 'bob-password', name: 'Bob Other' });
+  const httpPort = opts.httpPort ?? (await freePort());
+  const internalPort = await freePort();
+  const redirectUri = `http://${proxyDomain}:${httpPort}/auth/callback`;
+  gitlab.registerOAuthClient({ clientId: 'workspaces-proxy', clientSecret: 'local-only-client-secret', redirectUris: [redirectUri] });
+
+  const input: ProxyConfigInput = {
+    auth: {
+      client_id: 'workspaces-proxy',
+      client_secret: 'local-only-client-secret',
+      host: gitlab.url,
+      redirect_uri: redirectUri,
+      signing_key: 'local-only-signing-key-0123456789abcdef',
+      protocol: 'http',
+      ...opts.auth,
+    },
+    http: { port: httpPort, internal_port: internalPort },
+    log_level: (opts.logLevel ?? 'silent') as ProxyConfigInput['log_level'],
+  };
+  const { config } = parseConfigObject(input);
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, renderConfigYaml(input), { mode: 0o600 });
+  const kubeconfigPath = writeKubeconfig(kube.url, dir);
+
+  let proxy: RunningProxy | undefined;
+  if (opts.startInProcess !== false) {
+    const logger: Logger = pino({ level: opts.logLevel ?? 'silent' });
+    proxy = await startProxy({ config, kubeConfig: loadKubeConfig(kubeconfigPath), logger, listenHost: '127.0.0.1', drainTimeoutMs: 2000 });
+  }
+
+  return {
+    gitlab, kube, workspace, alice, bob, zone, proxyDomain, httpPort, internalPort, config, configPath, kubeconfigPath, proxy,
+    addWorkspace(name, workspaceId, owner) {
+      gitlab.setWorkspaceOwner(workspaceId, owner);
+      kube.addService(workspaceService({ name, workspaceId, zone, ports: [workspace.port], clusterIP: '127.0.0.1' }));
+      return `${workspace.port}-${name}.${zone}`;
+    },
+    url: (host, path = '/') => `http://${host}:${httpPort}${path}`,
+    async close() {
+      await proxy?.shutdown();
+      await workspace.close();
+      await kube.close();
+      await gitlab.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// Everything an SSH proxy test needs, wired as app.ts wires it: a real workspace sshd (./sshd.ts), the GitLab
+// stand-in with two users and a workspace owned by alice, the session registry, and the SSH proxy on
+// 127.0.0.1. The directory is in memory unless the test passes the real discovery.
+import { Writable } from 'node:stream';
+import { Registry } from 'prom-client';
+import { generateKeyPairSync } from 'node:crypto';
+import { utils as sshUtils } from 'ssh2';
+import { createLogger } from '../../proxy-image/src/observability/logger';
+import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
+import { createSessionRegistry } from '../../proxy-image/src/sessions';
+import type { SessionRegistry } from '../../proxy-image/src/sessions/types';
+import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
+import { parseConfigObject } from '../../proxy-image/src/config';
+import type { ProxyConfig } from '../../proxy-image/src/config';
+import { createSshProxy, type SshProxy, type SshTuning } from '../../proxy-image/src/ssh';
+import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
+import { createMemoryDirectory, type MemoryDirectory } from './memory-directory';
+import { clientKit, startWorkspaceSshd, type ClientKit, type ClientRun, type TestSshd } from './sshd';
+
+export const WORKSPACE = 'ws-alice';
+export const WORKSPACE_ID = '42';
+
+export interface SshHarness {
+  sshd: TestSshd;
+  gitlab: GitLabStandIn;
+  alice: GitLabUser;
+  bob: GitLabUser;
+  aliceToken: string;
+  bobToken: string;
+  /** The in-memory directory (undefined when the test passed its own). */
+  memory?: MemoryDirectory;
+  config: ProxyConfig;
+  registry: Registry;
+  sessions: SessionRegistry;
+  proxy: SshProxy;
+  port: number;
+  kit: ClientKit;
+  /** Parsed log lines of the proxy so far. */
+  logs(): Record<string, unknown>[];
+  /** All log output as text (to check that no token leaked). */
+  logText(): string;
+  /** `ssh <opts> -p <port> <user>@127.0.0.1 <command...>`; extra options go first (ssh keeps the first value). */
+  ssh(args: { user?: string; options?: string[]; command?: string[]; tokens: string[]; input?: string | Buffer; env?: NodeJS.ProcessEnv }): Promise<ClientRun>;
+  sshArgs(user: string, options?: string[]): string[];
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  tuning?: Partial<SshTuning>;
+  reauthorizeInterval?: number;
+  directory?: WorkspaceDirectory;
+  /** Backend port (default: the test sshd's). */
+  backendPort?: number;
+}
+
+export function testHostKey(): string {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+export async function startSshHarness(opts: HarnessOptions = {}): Promise<SshHarness> {
+  const sshd = await startWorkspaceSshd();
+  const gitlab = await startGitLabStandIn();
+  const alice = gitlab.addUser({ username: 'alice', password: 'pw-alice' });
+  const bob = gitlab.addUser({ username: 'bob', password: 'pw-bob' });
+  gitlab.setWorkspaceOwner(WORKSPACE_ID, alice);
+  const aliceToken = gitlab.createPersonalAccessToken(alice);
+  const bobToken = gitlab.createPersonalAccessToken(bob);
+
+  let memory: MemoryDirectory | undefined;
+  let directory = opts.directory;
+  if (!directory) {
+    memory = createMemoryDirectory();
+    memory.add({ name: WORKSPACE, namespace: 'ns-alice', id: WORKSPACE_ID, backendHost: '127.0.0.1', routes: {} });
+    directory = memory;
+  }
+
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const logger = createLogger('debug', sink);
+  const hostKey = testHostKey();
+  if (sshUtils.parseKey(hostKey) instanceof Error) throw new Error('test host key unreadable');
+  const { config } = parseConfigObject({
+    auth: {
+      client_id: 'cid', client_secret: 'csecret', host: gitlab.url, redirect_uri: 'http://workspaces.test/auth/callback',
+      signing_key: '0123456789abcdef0123456789abcdef', protocol: 'http',
+      reauthorize_interval: opts.reauthorizeInterval ?? 60,
+    },
+    http: { enabled: false },
+    ssh: {
+      enabled: true, host_key: hostKey, backend_port: opts.backendPort ?? sshd.port, backend_username: sshd.user.name,
+    },
+    log_level: 'debug',
+  });
+  const registry = new Registry();
+  const gitlabApi = createGitLabApi({ baseUrl: gitlab.url, logger: logger.child({ module: 'gitlab' }) });
+  const sessions = createSessionRegistry({
+    config, directory, gitlab: gitlabApi, registry, logger: logger.child({ module: 'sessions' }),
+    refresher: { refresh: () => Promise.reject(new Error('no refresh for personal access tokens')) },
+  });
+  const proxy = createSshProxy({
+    config, directory, gitlab: gitlabApi, sessions, registry, logger: logger.child({ module: 'ssh' }), tuning: opts.tuning,
+  });
+  const address = await proxy.listen(0, '127.0.0.1');
+  const kit = clientKit();
+
+  const sshArgs = (user: string, options: string[] = []): string[] => [
+    ...options, ...kit.commonOptions(), '-p', String(address.port), `${user}@127.0.0.1`,
+  ];
+
+  return {
+    sshd, gitlab, alice, bob, aliceToken, bobToken, memory, config, registry, sessions, proxy, kit,
+    port: address.port,
+    logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    logText: () => lines.join('\n'),
+    sshArgs,
+    ssh(a) {
+      return kit.run('ssh', [...sshArgs(a.user ?? WORKSPACE, a.options), ...(a.command ?? [])], {
+        tokens: a.tokens, input: a.input, env: a.env,
+      });
+    },
+    async close() {
+      sessions.closeAll('shutdown');
+      await proxy.shutdown();
+      sessions.stop();
+      await gitlab.close();
+      await sshd.stop();
+      kit.cleanup();
+    },
+  };
+}

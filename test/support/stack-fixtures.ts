@@ -1,0 +1,61 @@
+/**
+ * Fixtures for running the real program (infra/program.ts) under mocks for a shipped stack.
+ *
+ *   const run = await runStack('dev');                       // Pulumi.dev.yaml + documented secrets
+ *   const run = await runStack('dev', { 'gitlab-workspaces:replicas': '4' }, { expectError: true });
+ *   STACKS                                                   // names of every shipped Pulumi.<stack>.yaml
+ *   SECRET_FIXTURES                                          // the value each secret key gets in tests
+ */
+import { readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { loadStackConfig, runPulumiProgram, type RunOptions, type RunResult } from './pulumi-mocks';
+import { main } from '../../infra/program';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+export const STACKS = readdirSync(REPO_ROOT)
+  .map((f) => /^Pulumi\.([\w-]+)\.yaml$/.exec(f)?.[1])
+  .filter((s): s is string => Boolean(s))
+  .sort();
+
+const fakePem = (kind: string) => `-----BEGIN ${kind}-----\nMIIBfixture${kind.replace(/\W/g, '')}\n-----END ${kind}-----\n`;
+
+export const SECRET_FIXTURES: Record<string, string> = {
+  'gitlab-workspaces:gitlabAdminToken': 'glpat-fixture-admin-token-0001',
+  'gitlab-workspaces:oauthClientSecret': 'gloas-fixture-client-secret-0002',
+  'gitlab-workspaces:registryPassword': 'fixture-registry-password-0003',
+  'gitlab-workspaces:cloudflareApiToken': 'fixture-cloudflare-api-token-00000000004',
+  'gitlab-workspaces:tlsProxyCert': fakePem('CERTIFICATE'),
+  'gitlab-workspaces:tlsProxyKey': fakePem('PRIVATE KEY'),
+  'gitlab-workspaces:tlsWildcardCert': fakePem('CERTIFICATE'),
+  'gitlab-workspaces:tlsWildcardKey': fakePem('PRIVATE KEY'),
+};
+
+/** Client id/secret the mocked managed OAuth app "returns". */
+export const MOCK_OAUTH = { applicationId: '7', clientId: 'mock-client-id-0123456789', clientSecret: 'gloas-mock-managed-secret' };
+
+/** Mock outputs of the OAuth dynamic resource (a real provider is exercised in oauth-app tests). */
+export const OAUTH_APP_TYPE = 'pulumi-nodejs:dynamic/gitlab:OAuthApplication';
+export const oauthOverride: NonNullable<RunOptions['overrides']>[string] = () => ({ ...MOCK_OAUTH });
+
+export async function runStack(
+  stack: string,
+  extraConfig: Record<string, string> = {},
+  opts: Omit<RunOptions, 'config' | 'secretKeys' | 'stack'> & {
+    extraSecretKeys?: string[];
+    dropKeys?: string[];
+    /** Which of the file's secret keys stay marked secret (default all): simulates `config set` without --secret. */
+    secretKeysFilter?: (key: string) => boolean;
+  } = {},
+): Promise<RunResult> {
+  const { config, secretKeys } = await loadStackConfig(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), SECRET_FIXTURES);
+  for (const k of opts.dropKeys ?? []) delete config[k];
+  const { extraSecretKeys: _e, dropKeys: _d, secretKeysFilter: _f, ...runOpts } = opts;
+  return runPulumiProgram(main, {
+    ...runOpts,
+    stack,
+    config: { ...config, ...extraConfig },
+    secretKeys: [...secretKeys.filter(opts.secretKeysFilter ?? (() => true)), ...(opts.extraSecretKeys ?? [])],
+    overrides: { [OAUTH_APP_TYPE]: oauthOverride, ...(opts.overrides ?? {}) },
+  });
+}
