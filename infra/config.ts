@@ -5,15 +5,7 @@
 // infra/platform/config.ts and are merged here, so there is exactly one schema for a stack.
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
-import {
-  controllerConfigSchema,
-  dnsConfigSchema,
-  platformSecretsSchema,
-  refinePlatform,
-  tlsConfigSchema,
-  ttlSchema,
-  PLATFORM_SECRET_KEYS,
-} from './platform/config';
+import { platformConfigSchema, refinePlatform, PLATFORM_SECRET_KEYS } from './platform/config';
 
 export const PROJECT = 'gitlab-workspaces';
 
@@ -131,13 +123,10 @@ export const stackConfigSchema = z
     ssh: sshSchema.prefault({}),
     proxy: proxySchema.prefault({}),
     networkPolicy: networkPolicySchema.prefault({}),
-    // --- platform part (infra/platform/config.ts) ---
-    controller: controllerConfigSchema.prefault({}),
-    tls: tlsConfigSchema.prefault({}),
-    dns: dnsConfigSchema.prefault({}),
-    ttl: ttlSchema.optional(),
-    protect: z.boolean().default(false),
-    ...platformSecretsSchema.shape,
+    // --- platform part (infra/platform/config.ts): controller, tls, dns, ttl, protect and its
+    // secrets; taken from its schema's shape so a key added there is known here at once. Its
+    // cross-section rules are applied below with refinePlatform. ---
+    ...platformConfigSchema.shape,
   })
   .superRefine((c, ctx) => {
     const need = (key: string, why: string) => ctx.addIssue({ code: 'custom', path: [key], message: `required when ${why}` });

@@ -140,7 +140,12 @@ export class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const opts = parseCli(argv);
-  const ws = await LocalWorkspace.create({ workDir: opts.workDir });
+  const ws = await LocalWorkspace.create({ workDir: opts.workDir }).catch((e: unknown) => {
+    if (/ENOENT/.test(String((e as Error).message))) {
+      throw new Error('the pulumi CLI is not on PATH (install it: https://www.pulumi.com/docs/install/)');
+    }
+    throw e;
+  });
   const targets = new Set(opts.stacks);
   if (opts.expired) {
     for (const d of selectExpired(await describeStacks(ws), new Date())) {

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 
 /** Default chart versions: pinned so that `pulumi up` is reproducible; override per stack. */
-export const TRAEFIK_CHART_VERSION = '37.4.0';
+export const TRAEFIK_CHART_VERSION = '41.5.0';
 export const CERT_MANAGER_CHART_VERSION = 'v1.19.1';
 
 const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a Kubernetes name (RFC 1123 label)');

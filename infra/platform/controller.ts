@@ -37,8 +37,9 @@ export function addressText(a: LoadBalancerAddress): string {
 }
 
 /**
- * Traefik's Helm values. Timeouts are passed as CLI arguments rather than `ports.*.transport` values
- * because the values layout changed across chart majors while the static-config flags did not.
+ * Traefik's Helm values (the chart validates them against its values.schema.json). Redirects and
+ * timeouts are passed as static-config flags rather than `ports.*` values because the values layout
+ * changed across chart majors (v34 replaced `redirectTo`) while the flags did not.
  */
 export function traefikValues(cfg: ControllerConfig, serviceName: string): Record<string, unknown> {
   const idle = `${cfg.idleTimeoutSeconds}s`;
@@ -52,13 +53,14 @@ export function traefikValues(cfg: ControllerConfig, serviceName: string): Recor
     service: { enabled: false },
     ingressClass: { enabled: true, isDefaultClass: false, name: cfg.ingressClassName },
     providers: {
-      kubernetesIngress: { enabled: true },
+      // Only Ingresses of our class; the chart's publishedService needs the chart's own Service,
+      // so the address is published with the flag below instead.
+      kubernetesIngress: { enabled: true, ingressClass: cfg.ingressClassName, publishedService: { enabled: false } },
       // No Traefik CRDs are needed: the proxy is routed with plain Ingress objects.
       kubernetesCRD: { enabled: false },
     },
     podDisruptionBudget: cfg.replicas > 1 ? { enabled: true, minAvailable: 1 } : { enabled: false },
     additionalArguments: [
-      `--providers.kubernetesingress.ingressclass=${cfg.ingressClassName}`,
       // Ingress status shows our Service's address (kubectl get ingress, external-dns...).
       `--providers.kubernetesingress.ingressendpoint.publishedservice=${cfg.namespace}/${serviceName}`,
       '--entryPoints.web.http.redirections.entryPoint.to=websecure',

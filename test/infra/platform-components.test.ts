@@ -104,6 +104,7 @@ describe('ingress controller (Traefik by Helm)', () => {
     const values = release.inputs.values as Record<string, any>;
     assert.equal(values.service.enabled, false, 'the chart must not create a second LoadBalancer');
     assert.equal(values.ingressClass.name, 'traefik');
+    assert.equal(values.providers.kubernetesIngress.ingressClass, 'traefik', 'only Ingresses of our class');
     const args: string[] = values.additionalArguments;
     assert.ok(args.includes('--entryPoints.websecure.transport.respondingTimeouts.readTimeout=0s'), 'WebSockets must not be cut after 60 s');
     assert.ok(args.includes('--entryPoints.websecure.transport.respondingTimeouts.idleTimeout=3600s'));

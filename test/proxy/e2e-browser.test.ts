@@ -51,11 +51,11 @@ describe('browser end to end', () => {
     await signIn(ownerPage, stack.alice);
     assert.equal(ownerPage.url(), target);
     assert.equal(await ownerPage.textContent('#title'), 'Sample workspace');
-    await ownerPage.waitForFunction(() => (window as unknown as { wsState: string }).wsState === 'open');
-    assert.equal(await ownerPage.evaluate(() => (window as unknown as { wsProtocol: string }).wsProtocol), 'echo.v1');
+    await ownerPage.waitForFunction("window.wsState === 'open'");
+    assert.equal(await ownerPage.evaluate<string>('window.wsProtocol'), 'echo.v1');
     await ownerPage.fill('#msg', 'hello through the proxy');
     await ownerPage.click('#send');
-    await ownerPage.waitForFunction(() => document.getElementById('echo')?.textContent === 'hello through the proxy');
+    await ownerPage.waitForFunction("document.getElementById('echo').textContent === 'hello through the proxy'");
   });
 
   test('cookies are host-only, HttpOnly and SameSite=Lax, and none is on the wildcard domain', async () => {
@@ -67,7 +67,7 @@ describe('browser end to end', () => {
     assert.equal(session.sameSite, 'Lax');
     assert.equal(session.secure, false, 'auth.protocol is http in this test');
     for (const c of cookies) assert.ok(!c.domain.startsWith('.'), `${c.name} is host-only`);
-    assert.equal(await ownerPage.evaluate(() => document.cookie.includes('wsp-')), false);
+    assert.equal(await ownerPage.evaluate<boolean>("document.cookie.includes('wsp-')"), false);
   });
 
   test('/metrics on a workspace host reaches the workspace', async () => {
@@ -113,7 +113,7 @@ describe('browser end to end', () => {
   test("a deleted Service's host answers 400 within a second, and its WebSocket is closed", async () => {
     const wsPage = await owner.newPage();
     await wsPage.goto(stack.url(hostA, '/'));
-    await wsPage.waitForFunction(() => (window as unknown as { wsState: string }).wsState === 'open');
+    await wsPage.waitForFunction("window.wsState === 'open'");
     const deleted = Date.now();
     stack.kube.deleteService('default', 'alice-ws');
     let status = 0;
@@ -124,8 +124,8 @@ describe('browser end to end', () => {
     }
     assert.equal(status, 400, 'the host stopped routing within a second of the delete');
     // Its open WebSocket is closed as "going away" with the reason (CONTRACT §6).
-    await wsPage.waitForFunction(() => (window as unknown as { wsState: string }).wsState === 'closed');
-    const close = await wsPage.evaluate(() => (window as unknown as { wsClose: { code: number; reason: string } }).wsClose);
+    await wsPage.waitForFunction("window.wsState === 'closed'");
+    const close = await wsPage.evaluate<{ code: number; reason: string }>('window.wsClose');
     assert.deepEqual(close, { code: 1001, reason: 'workspace no longer available' });
     await wsPage.close();
   });

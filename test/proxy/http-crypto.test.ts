@@ -82,3 +82,20 @@ test('Host parsing', () => {
   assert.ok(isInternalHost(parseHost('localhost') as never));
   assert.ok(!isInternalHost(parseHost('3000-x.example.dev') as never));
 });
+
+test('session reader: binding to host, Service uid and workspace id; expiry checked on every read', async () => {
+  const { createSessionReader, sealSession } = await import('../../proxy-image/src/auth/session');
+  const sealer = createSealer(key);
+  let now = Date.now();
+  const read = createSessionReader(sealer, { now: () => now });
+  const workspace = { name: 'w', namespace: 'n', uid: 'uid-1', id: '42', backendHost: '10.0.0.1', hosts: ['3000-w.z'] };
+  const route = { host: '3000-w.z', workspace, target: { host: '10.0.0.1', port: 3000 } };
+  const cookie = sealSession(sealer, { h: '3000-w.z', u: 'uid-1', w: '42', sub: 'u', at: 'tok', exp: now + 1000 });
+  assert.equal(read(cookie, route)?.at, 'tok');
+  assert.equal(read(cookie, route)?.at, 'tok', 'memoised read');
+  assert.equal(read(cookie, { ...route, host: '3001-w.z' }), undefined, 'other host');
+  assert.equal(read(cookie, { ...route, workspace: { ...workspace, uid: 'uid-2' } }), undefined, 'Service re-created');
+  assert.equal(read(cookie, { ...route, workspace: { ...workspace, id: '43' } }), undefined, 'other workspace id');
+  now += 2000;
+  assert.equal(read(cookie, route), undefined, 'expired, even though memoised');
+});

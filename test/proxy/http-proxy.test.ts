@@ -37,6 +37,7 @@ function raw(port: number, text: string): Promise<string> {
 describe('HTTP proxy', () => {
   let h: Harness;
   let aliceJar: CookieJar;
+  let stoppedJar: CookieJar;
 
   before(async () => {
     h = await startHarness();
@@ -204,7 +205,8 @@ describe('HTTP proxy', () => {
   test('backend refusing connections: 502 page saying the workspace is not reachable', async () => {
     h.directory.add({ name: 'stopped-ws', id: '44', routes: { 'stopped.workspaces.test': 1 } });
     h.gitlab.setWorkspaceOwner(44, h.alice);
-    const { final } = await loginAs(h, h.alice, h.url('stopped.workspaces.test', '/'));
+    const { final, jar } = await loginAs(h, h.alice, h.url('stopped.workspaces.test', '/'));
+    stoppedJar = jar;
     assert.equal(final.status, 502);
     assert.match(final.body, /Workspace not reachable/);
   });
@@ -246,6 +248,20 @@ describe('HTTP proxy', () => {
     const closed = new Promise<[number, string]>((r) => ws.once('close', (code, reason) => r([code, reason.toString()])));
     h.sessions.closeAll('not_owner');
     assert.deepEqual(await closed, [1008, 'access to this workspace was revoked']);
+  });
+
+  test('WebSocket: large binary messages relay intact both ways; a stopped backend is 502', async () => {
+    const cookie = aliceJar.header(h.hostA)!;
+    const { ws } = await wsOpen(h.url(h.hostA, '/echo'), { cookie, protocols: ['echo.v1'] });
+    assert.ok(ws);
+    const big = Buffer.alloc(6 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    const got = new Promise<Buffer>((r) => ws.once('message', (d, isBinary) => (assert.ok(isBinary), r(d as Buffer))));
+    ws.send(big);
+    assert.ok((await got).equals(big));
+    ws.close(1000);
+    const stopped = await wsOpen(h.url('stopped.workspaces.test', '/echo'), { cookie: stoppedJar.header('stopped.workspaces.test') });
+    assert.equal(stopped.status, 502);
   });
 
   test('WebSocket from another workspace origin is refused; another host of the same workspace is fine', async () => {
@@ -340,5 +356,34 @@ describe('HTTP proxy re-authorization', () => {
     } finally {
       h.gitlab.failWith(null);
     }
+  });
+});
+
+describe('HTTP proxy with auth.protocol https', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ auth: { protocol: 'https' } });
+  });
+  after(() => h.close());
+
+  test('cookies get the __Host- prefix and Secure; redirects and forwarding use https', async () => {
+    const first = await send(h.url(h.hostA, '/p?q=1'));
+    assert.equal(first.status, 302);
+    const login = first.headers['set-cookie']!.find((c) => c.startsWith('__Host-wsp-login='))!;
+    assert.match(login, /; Secure/);
+    assert.match(login, /; Path=\//);
+    assert.doesNotMatch(login, /domain/i);
+    // The test client speaks plain HTTP to loopback whatever the scheme; the proxy builds https URLs.
+    h.gitlab.autoLoginAs(h.alice);
+    const jar = new CookieJar();
+    const { hops, final } = await browse(h.url(h.hostA, '/echo-request?q=1'), jar);
+    assert.equal(final.status, 200);
+    assert.ok(hops.some((x) => x.headers.location?.startsWith(`https://${h.hostA}:${h.port}/.workspaces-proxy/handoff?t=`)));
+    assert.equal(hops.at(-2)!.headers.location, `https://${h.hostA}:${h.port}/echo-request?q=1`);
+    const session = hops.flatMap((x) => x.headers['set-cookie'] ?? []).find((c) => c.startsWith('__Host-wsp-session='))!;
+    assert.match(session, /HttpOnly; SameSite=Lax; Max-Age=\d+; Secure/);
+    const seen = JSON.parse(final.body);
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+    assert.equal(seen.headers.cookie, undefined, 'only proxy cookies were sent, so none reach the workspace');
   });
 });

@@ -494,6 +494,20 @@ test('token close to expiresAt is refreshed before the check', async (t) => {
   assert.equal(a.closedWith, undefined);
 });
 
+test('a refused refresh token is not sent again while the access token still works', async (t) => {
+  const h = setup(t);
+  h.refresher.behaviour = 'rejected';
+  h.gitlab.tokens.set('access-0', 'user-1');
+  const a = h.websocket({ type: 'oauth', accessToken: 'access-0', refreshToken: 'refresh-0', expiresAt: T0 + 1000 });
+  await h.advance(4 * I);
+  assert.equal(a.closedWith, undefined, 'GitLab still accepts the access token');
+  assert.equal(h.refresher.calls.length, 1);
+  h.gitlab.tokens.delete('access-0');
+  await h.advance(I);
+  assert.equal(a.closedWith, 'credential_invalid');
+  assert.equal(h.refresher.calls.length, 1);
+});
+
 test('refresh refused by GitLab: credential_invalid', async (t) => {
   const h = setup(t);
   h.refresher.behaviour = 'rejected';

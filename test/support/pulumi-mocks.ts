@@ -25,7 +25,8 @@
  * additionalSecretOutputs, deletedWith, provider).
  *
  * Default mock outputs mirror the real providers, including which outputs are secret (mocks ignore
- * additionalSecretOutputs, so the harness returns those values wrapped with pulumi.secret):
+ * additionalSecretOutputs, so the harness returns those values wrapped with `secretValue(v)`, which
+ * overrides should use too):
  *   tls PrivateKey: a real key of the requested algorithm (privateKeyOpenssh/privateKeyPem secret,
  *     publicKeyOpenssh, publicKeyFingerprintSha256); certificates: a placeholder certPem;
  *   random RandomBytes (base64/hex secret), RandomPassword (result secret), RandomId, RandomString;
@@ -91,6 +92,14 @@ export interface RunResult {
   ofType(type: string): CapturedResource[];
   children(r: CapturedResource): CapturedResource[];
   parentOf(r: CapturedResource): CapturedResource | undefined;
+}
+
+/**
+ * Marks a mock output value as secret, as the real provider does through additionalSecretOutputs
+ * (which mocks ignore). Use it in `overrides` for provider-secret outputs.
+ */
+export function secretValue<T>(value: T): { value: T } {
+  return { [SIG_KEY]: SECRET_SIG, value } as unknown as { value: T };
 }
 
 /** True when a deserialized input value is a Pulumi secret wrapper. */
@@ -166,9 +175,9 @@ function defaultState(args: pulumi.runtime.MockResourceArgs, opts: RunOptions): 
       const alg = String(inputs.algorithm ?? 'RSA');
       const k = mockKeyPair(alg, alg === 'RSA' ? Number(inputs.rsaBits ?? 2048) : ECDSA_BITS[String(inputs.ecdsaCurve ?? 'P224')]);
       return {
-        privateKeyOpenssh: pulumi.secret(k.openssh),
-        privateKeyPem: pulumi.secret(k.pem),
-        privateKeyPemPkcs8: pulumi.secret(k.pem),
+        privateKeyOpenssh: secretValue(k.openssh),
+        privateKeyPem: secretValue(k.pem),
+        privateKeyPemPkcs8: secretValue(k.pem),
         publicKeyOpenssh: k.pub,
         publicKeyPem: k.pub,
         publicKeyFingerprintSha256: k.fp,
@@ -182,10 +191,10 @@ function defaultState(args: pulumi.runtime.MockResourceArgs, opts: RunOptions): 
       return { certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\nmock-${args.name}\n-----END CERTIFICATE REQUEST-----\n` };
     case 'random:index/randomBytes:RandomBytes': {
       const b = randomBytes(Number(inputs.length ?? 32));
-      return { base64: pulumi.secret(b.toString('base64')), hex: pulumi.secret(b.toString('hex')) };
+      return { base64: secretValue(b.toString('base64')), hex: secretValue(b.toString('hex')) };
     }
     case 'random:index/randomPassword:RandomPassword':
-      return { result: pulumi.secret(randomBytes(24).toString('base64url').slice(0, Number(inputs.length ?? 24))) };
+      return { result: secretValue(randomBytes(24).toString('base64url').slice(0, Number(inputs.length ?? 24))) };
     case 'random:index/randomString:RandomString':
       return { result: randomBytes(24).toString('hex').slice(0, Number(inputs.length ?? 8)) };
     case 'random:index/randomId:RandomId': {

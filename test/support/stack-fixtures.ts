@@ -8,7 +8,7 @@
  */
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { loadStackConfig, runPulumiProgram, type RunOptions, type RunResult } from './pulumi-mocks';
+import { loadStackConfig, runPulumiProgram, secretValue, type RunOptions, type RunResult } from './pulumi-mocks';
 import { main } from '../../infra/program';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -36,7 +36,11 @@ export const MOCK_OAUTH = { applicationId: '7', clientId: 'mock-client-id-012345
 
 /** Mock outputs of the OAuth dynamic resource (a real provider is exercised in oauth-app tests). */
 export const OAUTH_APP_TYPE = 'pulumi-nodejs:dynamic/gitlab:OAuthApplication';
-export const oauthOverride: NonNullable<RunOptions['overrides']>[string] = () => ({ ...MOCK_OAUTH });
+export const oauthOverride: NonNullable<RunOptions['overrides']>[string] = () => ({
+  ...MOCK_OAUTH,
+  // The real resource declares clientSecret (and token) as additionalSecretOutputs.
+  clientSecret: secretValue(MOCK_OAUTH.clientSecret),
+});
 
 export async function runStack(
   stack: string,

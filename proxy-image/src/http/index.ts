@@ -13,7 +13,7 @@ import type { Oidc } from '../auth/oidc';
 import type { SessionRegistry } from '../sessions/types';
 import { createSealer } from '../auth/crypto';
 import { cookieNames, deleteCookie, parseCookies, stripProxyCookies } from '../auth/cookies';
-import { createAccessControl, openSession, type SessionData } from '../auth/session';
+import { createAccessControl, createSessionReader, type SessionData } from '../auth/session';
 import { createInternalHandler } from '../observability/internal-server';
 import { createHttpMetrics } from './metrics';
 import { isInternalHost, parseHost, type ParsedHost } from './host';
@@ -53,6 +53,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const names = cookieNames(secure);
   const sealer = createSealer(config.auth.signing_key);
   const metrics = createHttpMetrics(deps.registry);
+  const readSession = createSessionReader(sealer);
   const access = createAccessControl({
     gitlab: deps.gitlab,
     refresher: deps.oidc,
@@ -141,7 +142,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if (req.url?.startsWith(RESERVED_PREFIX)) return login.handleReserved(req, res, host);
 
     const raw = parseCookies(req.headers.cookie).get(names.session);
-    const session = openSession(sealer, raw, route);
+    const session = readSession(raw, route);
     if (!session) return needsLogin(req, res, host, raw !== undefined);
     const decision = await access.decide(session);
     if (decision.kind === 'login') return needsLogin(req, res, host, true);
@@ -178,7 +179,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.url?.startsWith(RESERVED_PREFIX)) {
       return rejectUpgrade(socket, 400, 'only WebSocket upgrades are proxied');
     }
-    const session = openSession(sealer, parseCookies(req.headers.cookie).get(names.session), route);
+    const session = readSession(parseCookies(req.headers.cookie).get(names.session), route);
     if (!session) return rejectUpgrade(socket, 401, 'sign in required');
     if (!originAllowed(req, route)) return rejectUpgrade(socket, 403, 'cross-origin WebSocket refused');
     const decision = await access.decide(session);

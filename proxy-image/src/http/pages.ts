@@ -48,7 +48,7 @@ export function sendText(res: ServerResponse, status: number, text: string, head
 
 /** An HTTP answer on a socket that asked to upgrade (WebSocket): status, short text, then close. */
 export function rejectUpgrade(socket: Duplex, status: number, text: string): void {
-  if (socket.destroyed) return;
+  if (socket.destroyed || socket.writableEnded) return;
   const body = `${text}\n`;
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +

@@ -125,13 +125,24 @@ export function createWebSocketRelayFactory(): {
         wss.options.maxPayload = opts.maxPayload;
         // Answer the browser with the subprotocol the workspace chose (or none).
         wss.options.handleProtocols = () => backend.protocol || false;
+        // handleUpgrade answers synchronously (no verifyClient), so these per-connection settings and the
+        // extra headers apply to this request only; the listener checks the request and is removed at once.
         const extra = opts.extraResponseHeaders ?? [];
-        if (extra.length) wss.once('headers', (lines: string[]) => lines.push(...extra));
-        wss.handleUpgrade(req, socket, opts.head, (client) => {
-          settled = true;
-          backend.removeListener('message', onEarly);
-          resolve(wire(client, backend, early));
-        });
+        const onHeaders = (lines: string[], r: IncomingMessage) => {
+          if (r === req) lines.push(...extra);
+        };
+        if (extra.length) wss.on('headers', onHeaders);
+        try {
+          wss.handleUpgrade(req, socket, opts.head, (client) => {
+            settled = true;
+            backend.removeListener('message', onEarly);
+            resolve(wire(client, backend, early));
+          });
+        } finally {
+          wss.removeListener('headers', onHeaders);
+        }
+        // An invalid handshake is answered by `ws` itself (400) without calling back.
+        if (!settled) fail(400, 'invalid WebSocket handshake');
       });
     });
   }

@@ -12,6 +12,8 @@ export interface CredentialEntry {
   current: Credential;
   refs: number;
   refreshing?: Promise<RefreshOutcome | 'impossible'>;
+  /** GitLab refused the refresh token: it stays refused, so it is not sent again. */
+  refused?: boolean;
 }
 
 /** Identity of a credential without keeping the secret itself as a map key (hash, never logged). */
@@ -107,8 +109,10 @@ export function createCredentialStore(opts: CredentialStoreOptions): CredentialS
       const cur = entry.current;
       if (staleToken !== undefined && bearerOf(cur) !== staleToken) return Promise.resolve('refreshed');
       if (cur.type !== 'oauth' || !cur.refreshToken) return Promise.resolve('impossible');
+      if (entry.refused) return Promise.resolve('rejected');
       const refreshToken = cur.refreshToken;
       entry.refreshing = doRefresh(entry, refreshToken).then((outcome) => {
+        if (outcome === 'rejected') entry.refused = true;
         opts.onRefresh(outcome);
         return outcome;
       }).finally(() => {

@@ -247,12 +247,15 @@ export function createSessionRegistry(opts: SessionRegistryOptions): SessionRegi
   }
 
   async function reauthorize(b: Batch): Promise<void> {
-    const started = now();
     const t0 = performance.now();
-    b.inFlightSince = started;
+    b.inFlightSince = now();
     let outcome: ReauthOutcome;
     try {
       outcome = await verdict(b);
+    } catch (err) {
+      // Not expected (every step catches its own errors); never a reason to cut connections at once.
+      logger.error({ err: (err as Error).message }, 're-authorization failed unexpectedly');
+      outcome = 'unavailable';
     } finally {
       b.inFlightSince = undefined;
     }
@@ -267,7 +270,9 @@ export function createSessionRegistry(opts: SessionRegistryOptions): SessionRegi
         closeBatch(b, outcome);
         break;
       case 'unavailable':
-        b.failingSince ??= started;
+        // From when the failure was seen, not when the call began: the grace is never shortened by a
+        // call that was sent while GitLab was still fine.
+        b.failingSince ??= now();
         enforceGrace(b);
         break;
     }
