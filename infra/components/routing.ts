@@ -37,8 +37,9 @@ export class ProxyRouting extends pulumi.ComponentResource {
           rules: [rule(args.proxyDomain), rule(args.wildcardDomain)],
         },
       },
-      // The Ingress only routes once the controller is there; ordering comes from the inputs.
-      { parent: this },
+      // Children do not inherit the component's dependsOn: pass it on, so the Ingress is created
+      // after (and deleted before) the controller and the certificates it is given.
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     this.registerOutputs({ ingressName: this.ingress.metadata.name });
   }

@@ -193,6 +193,26 @@ for (const stack of STACKS) {
       assert.deepEqual(ingress.tls.map((t: Obj) => t.hosts), [[domain], [`*.${domain}`]]);
       assert.deepEqual(ingress.tls.map((t: Obj) => t.secretName), ['gitlab-workspaces-proxy-tls', 'gitlab-workspaces-wildcard-tls']);
       assert.equal(ingress.ingressClassName, ((file['gitlab-workspaces:controller'] ?? {}) as Obj).ingressClassName ?? 'traefik');
+      // Created after, and destroyed before, the controller and the TLS Secrets it relies on.
+      const deps = run.find(T.ingress).dependencies;
+      const controllerParts = run.resources.filter((r) => r.custom && run.parentOf(r)?.type === 'gitlab-workspaces:platform:IngressController');
+      assert.ok(controllerParts.length > 0);
+      for (const r of controllerParts) assert.ok(deps.includes(r.urn), `Ingress depends on ${r.type}/${r.name}`);
+      const tlsParts = run.resources.filter((r) => r.custom && run.parentOf(r)?.type === 'gitlab-workspaces:platform:Certificates');
+      assert.ok(tlsParts.some((r) => deps.includes(r.urn)), 'Ingress depends on the certificates');
+      assert.ok(deps.includes(run.find(T.service, 'proxy-http').urn));
+    });
+
+    it('orders the Deployment after its config, image, identity and namespace', () => {
+      const deps = run.find(T.deployment).dependencies;
+      for (const [type, name] of [[T.secret, 'proxy-config'], [T.sa, 'proxy'], [T.namespace, 'proxy']] as const) {
+        assert.ok(deps.includes(run.find(type, name).urn), `${type}/${name}`);
+      }
+      const image = run.ofType(T.image)[0];
+      if (image) assert.ok(deps.includes(image.urn));
+      const configDeps = run.find(T.secret, 'proxy-config').dependencies;
+      assert.ok(configDeps.includes(run.find(T.bytes, 'signing-key').urn));
+      assert.ok(configDeps.includes(run.find(T.key, 'ssh-host-key').urn));
     });
 
     it('pins the image by digest', () => {

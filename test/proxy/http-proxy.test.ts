@@ -387,3 +387,34 @@ describe('HTTP proxy with auth.protocol https', () => {
     assert.equal(seen.headers.cookie, undefined, 'only proxy cookies were sent, so none reach the workspace');
   });
 });
+
+describe('internal server', () => {
+  test('health, readiness after the first list, metrics on the configured path; nothing else', async () => {
+    const { createInternalServer } = await import('../../proxy-image/src/observability/internal-server');
+    const { createMemoryDirectory } = await import('../support/memory-directory');
+    const { Registry, Counter } = await import('prom-client');
+    const pino = (await import('pino')).default;
+    const registry = new Registry();
+    new Counter({ name: 'probe_total', help: 'x', registers: [registry] }).inc();
+    const directory = createMemoryDirectory({ ready: false });
+    const config = { metrics_path: '/custom-metrics' } as Parameters<typeof createInternalServer>[0]['config'];
+    const server = createInternalServer({ config, directory, registry, logger: pino({ level: 'silent' }) });
+    const { port } = await server.listen(0, '127.0.0.1');
+    try {
+      const get = (path: string, method = 'GET') => send(`http://127.0.0.1:${port}${path}`, { method });
+      assert.equal((await get('/healthz')).status, 200);
+      assert.equal((await get('/readyz')).status, 503);
+      directory.setReady(true);
+      assert.equal((await get('/readyz')).status, 200);
+      const m = await get('/custom-metrics');
+      assert.equal(m.status, 200);
+      assert.match(m.body, /probe_total 1/);
+      assert.equal((await get('/metrics')).status, 404);
+      assert.equal((await get('/healthz', 'POST')).status, 405);
+      // Any Host: this port is never routed to workspaces.
+      assert.equal((await send(`http://3000-x.workspaces.test:${port}/healthz`)).status, 200);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});

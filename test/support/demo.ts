@@ -6,7 +6,7 @@ import { freePort } from './http-harness';
 
 async function main(): Promise<void> {
   const wanted = Number(process.env.DEMO_PORT ?? 9876);
-  const httpPort = (await portFree(wanted)) ? wanted : await freePort();
+  const httpPort = wanted > 0 && (await portFree(wanted)) ? wanted : await freePort();
   // *.localhost resolves to 127.0.0.1 in current browsers, so no DNS or /etc/hosts change is needed.
   const stack = await startStack({ zone: 'workspaces.localhost', httpPort, logLevel: process.env.LOG_LEVEL ?? 'warn' });
   const host = stack.addWorkspace('demo', '1', stack.alice);

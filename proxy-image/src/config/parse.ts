@@ -1,9 +1,9 @@
 // Turns raw YAML text into a validated ProxyConfig, naming every problem by its full dotted key.
 import { parseDocument } from 'yaml';
-import { utils as sshUtils } from 'ssh2';
 import type { z } from 'zod';
 import { configSchema, type ProxyConfig } from './schema';
 import { ConfigError } from './errors';
+import { readHostKey } from './host-key';
 
 export interface ParsedConfig {
   config: ProxyConfig;
@@ -21,23 +21,26 @@ export function parseConfigText(text: string): ParsedConfig {
 }
 
 export function parseConfigObject(raw: unknown): ParsedConfig {
-  const result = configSchema.safeParse(raw);
+  // A missing auth section is reported key by key (`auth.client_id: required`, ...), not as `auth: required`.
+  const withAuth = isPlainObject(raw) && raw.auth === undefined ? { ...raw, auth: {} } : raw;
+  const result = configSchema.safeParse(withAuth);
   if (!result.success) {
     throw new ConfigError(result.error.issues.map(describeIssue));
   }
   const config = result.data;
   if (config.ssh.enabled && config.ssh.host_key) {
-    const parsed = sshUtils.parseKey(config.ssh.host_key);
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (!key || key instanceof Error) {
-      const why = key instanceof Error ? key.message : 'no key found';
-      throw new ConfigError([`ssh.host_key: cannot read the private key (${why})`]);
-    }
-    if (!key.isPrivateKey()) {
-      throw new ConfigError(['ssh.host_key: is a public key; a private host key is needed']);
+    try {
+      // PKCS#8 keys (the only PEM form of Ed25519) come back converted into a form ssh2 reads.
+      config.ssh.host_key = readHostKey(config.ssh.host_key);
+    } catch (err) {
+      throw new ConfigError([`ssh.host_key: ${(err as Error).message}`]);
     }
   }
   return { config, unknownKeys: findUnknownKeys(raw, knownShape) };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
