@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createSealer } from '../../proxy-image/src/auth/crypto';
 import { cookieNames, parseCookies, serializeCookie, stripProxyCookies } from '../../proxy-image/src/auth/cookies';
 import { returnPathOf } from '../../proxy-image/src/http/login';
+import { createSessionReader, sealSession } from '../../proxy-image/src/auth/session';
 import { parseHost, isInternalHost } from '../../proxy-image/src/http/host';
 
 const key = 'unit-test-signing-key-0123456789';
@@ -83,8 +84,7 @@ test('Host parsing', () => {
   assert.ok(!isInternalHost(parseHost('3000-x.example.dev') as never));
 });
 
-test('session reader: binding to host, Service uid and workspace id; expiry checked on every read', async () => {
-  const { createSessionReader, sealSession } = await import('../../proxy-image/src/auth/session');
+test('session reader: binding to host, Service uid and workspace id; expiry checked on every read', () => {
   const sealer = createSealer(key);
   let now = Date.now();
   const read = createSessionReader(sealer, { now: () => now });

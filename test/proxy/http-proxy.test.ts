@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
+import pino from 'pino';
+import { Counter, Registry } from 'prom-client';
+import { createInternalServer } from '../../proxy-image/src/observability/internal-server';
+import { createMemoryDirectory } from '../support/memory-directory';
 import { startHarness, loginAs, send, browse, CookieJar, PROXY_DOMAIN, type Harness } from '../support/http-harness';
 
 function wsOpen(url: string, opts: { cookie?: string; origin?: string; protocols?: string[] } = {}): Promise<{ ws?: WebSocket; status?: number }> {
@@ -390,10 +394,6 @@ describe('HTTP proxy with auth.protocol https', () => {
 
 describe('internal server', () => {
   test('health, readiness after the first list, metrics on the configured path; nothing else', async () => {
-    const { createInternalServer } = await import('../../proxy-image/src/observability/internal-server');
-    const { createMemoryDirectory } = await import('../support/memory-directory');
-    const { Registry, Counter } = await import('prom-client');
-    const pino = (await import('pino')).default;
     const registry = new Registry();
     new Counter({ name: 'probe_total', help: 'x', registers: [registry] }).inc();
     const directory = createMemoryDirectory({ ready: false });
@@ -416,5 +416,26 @@ describe('internal server', () => {
     } finally {
       await server.shutdown();
     }
+  });
+});
+
+describe('GitLab unreachable at start', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(() => h.close());
+
+  test('login answers 503 while GitLab is down, and works once it is back (discovery retried)', async () => {
+    await h.gitlab.stop();
+    const jar = new CookieJar();
+    const { final } = await browse(h.url(h.hostA, '/'), jar);
+    assert.equal(final.status, 503);
+    assert.match(final.body, /GitLab is not reachable/);
+    assert.equal((await send(`http://127.0.0.1:${h.port}/healthz`)).status, 200);
+    await h.gitlab.start();
+    await new Promise((r) => setTimeout(r, 3100)); // discovery is retried at most every 3 s
+    const { final: after } = await loginAs(h, h.alice, h.url(h.hostA, '/'), jar);
+    assert.equal(after.status, 200);
   });
 });

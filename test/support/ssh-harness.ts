@@ -3,7 +3,6 @@
 // 127.0.0.1. The directory is in memory unless the test passes the real discovery.
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
-import { generateKeyPairSync } from 'node:crypto';
 import { utils as sshUtils } from 'ssh2';
 import { createLogger } from '../../proxy-image/src/observability/logger';
 import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
@@ -54,13 +53,23 @@ export interface HarnessOptions {
 }
 
 export function testHostKey(): string {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return sshUtils.generateKeyPairSync('ed25519').private;
 }
 
 export async function startSshHarness(opts: HarnessOptions = {}): Promise<SshHarness> {
   const sshd = await startWorkspaceSshd();
-  const gitlab = await startGitLabStandIn();
+  let gitlab: GitLabStandIn | undefined;
+  try {
+    gitlab = await startGitLabStandIn();
+    return await assemble(opts, sshd, gitlab);
+  } catch (err) {
+    await gitlab?.close();
+    await sshd.stop();
+    throw err;
+  }
+}
+
+async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStandIn): Promise<SshHarness> {
   const alice = gitlab.addUser({ username: 'alice', password: 'pw-alice' });
   const bob = gitlab.addUser({ username: 'bob', password: 'pw-bob' });
   gitlab.setWorkspaceOwner(WORKSPACE_ID, alice);

@@ -67,6 +67,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const agent = deps.backendAgent ?? new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   const relays = createWebSocketRelayFactory();
   const openRelays = new Set<Relay>();
+  /** Upgrades still being authorized or connected: cut on shutdown so they cannot hold it up. */
+  const pendingUpgrades = new Set<Duplex>();
   let stopping = false;
 
   const proxy = createProxyServer({
@@ -235,10 +237,13 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     },
   );
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    onUpgrade(req, socket, head).catch((err: unknown) => {
-      logger.error({ err }, 'upgrade handling failed');
-      socket.destroy();
-    });
+    pendingUpgrades.add(socket);
+    onUpgrade(req, socket, head)
+      .catch((err: unknown) => {
+        logger.error({ err }, 'upgrade handling failed');
+        socket.destroy();
+      })
+      .finally(() => pendingUpgrades.delete(socket));
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Malformed requests and oversized headers get a status, never a crash.
@@ -271,6 +276,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       clearInterval(sweep);
       clearTimeout(timer);
       server.closeAllConnections();
+      for (const socket of pendingUpgrades) socket.destroy();
       for (const relay of openRelays) relay.terminate();
       relays.close();
       proxy.close?.();
