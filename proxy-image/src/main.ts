@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseFlags, parseConfigText, ConfigError, UsageError } from './config';
 import { loadKubeConfig } from './discovery/kubeconfig';
 import { createLogger } from './observability/logger';
-import { startProxy } from './app';
+import { startProxy, type RunningProxy } from './app';
 
 async function main(): Promise<void> {
   let flags;
@@ -25,14 +25,12 @@ async function main(): Promise<void> {
   const kubeConfig = loadKubeConfig(flags.kubeconfigPath);
   // WORKSPACES_PROXY_LISTEN_HOST narrows every listener to one address (tests and local runs: 127.0.0.1).
   const listenHost = process.env.WORKSPACES_PROXY_LISTEN_HOST || undefined;
-  const proxy = await startProxy({ config: parsed.config, kubeConfig, logger, listenHost });
-
+  // Handlers go in before start-up: a SIGTERM that arrives while (or just after) the listeners open must
+  // still end in a graceful stop and exit 0, not in Node's default kill-by-signal.
+  let proxy: RunningProxy | undefined = undefined;
   let signalled = false;
-  const onSignal = (signal: string) => {
-    if (signalled) return;
-    signalled = true;
-    logger.info({ signal }, 'signal received');
-    proxy.shutdown().then(
+  const stop = (running: RunningProxy) => {
+    running.shutdown().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
@@ -40,8 +38,16 @@ async function main(): Promise<void> {
       },
     );
   };
+  const onSignal = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    logger.info({ signal }, 'signal received');
+    if (proxy) stop(proxy); // else stopped as soon as start-up completes
+  };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  proxy = await startProxy({ config: parsed.config, kubeConfig, logger, listenHost });
+  if (signalled) stop(proxy);
 }
 
 main().catch((err: unknown) => {

@@ -1,5 +1,6 @@
 // `npm run bench`: the built proxy (a separate process, as in production) against direct access to the same
-// sample workspace, measured in the same run and reported as ratios. Loopback only; about 20 seconds.
+// sample workspace, and against a bare http-proxy-3 process with no authentication (what the library alone
+// costs), measured in the same run and reported as ratios. Loopback only; about 40 seconds.
 //   BENCH_SECONDS (default 4 per phase), BENCH_CONCURRENCY (default 16)
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -72,6 +73,18 @@ async function wsRoundTrips(port: number, host: string, cookie?: string): Promis
   return summarize(latencies, performance.now() - started);
 }
 
+/** A bare keep-alive http-proxy-3 in its own process, no auth: the floor this proxy is built on. */
+const bareProxySource = `
+const http = require('node:http');
+const { createProxyServer } = require('http-proxy-3');
+const target = { protocol: 'http:', host: '127.0.0.1', port: Number(process.argv[1]) };
+const proxy = createProxyServer({ agent: new http.Agent({ keepAlive: true, scheduling: 'lifo' }), proxyTimeout: 0 });
+proxy.on('error', (_e, _q, res) => res.destroy());
+const server = http.createServer((req, res) => proxy.web(req, res, { target }));
+server.on('upgrade', (req, socket, head) => proxy.ws(req, socket, head, { target }));
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+`;
+
 async function main(): Promise<void> {
   const stack = await startStack({ startInProcess: false });
   const child = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), join(__dirname, '..', '..', 'proxy-image', 'dist', 'main.js'), '-config', stack.configPath, '-kubeconfig', stack.kubeconfigPath], {
@@ -91,20 +104,35 @@ async function main(): Promise<void> {
     const proxiedHost = `${host}:${stack.httpPort}`;
     const directHost = `127.0.0.1:${stack.workspace.port}`;
 
+    const bare = spawn(process.execPath, ['-e', bareProxySource, String(stack.workspace.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const barePort = await new Promise<number>((r) => bare.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
+
     console.log(`bench: ${seconds}s per phase, ${concurrency} concurrent keep-alive connections, loopback, Node ${process.version}`);
-    const rows: [string, Result, Result][] = [];
-    for (const [name, path] of [['GET 1 KiB', '/bytes?size=1024'], ['GET 1 MiB', '/bytes?size=1048576']] as const) {
-      const direct = await httpLoad(stack.workspace.port, directHost, path);
-      const proxied = await httpLoad(stack.httpPort, proxiedHost, path, cookie);
-      rows.push([name, direct, proxied]);
+    const rows: [string, Result, Result, Result][] = [];
+    try {
+      for (const [name, path] of [['GET 1 KiB', '/bytes?size=1024'], ['GET 1 MiB', '/bytes?size=1048576']] as const) {
+        const direct = await httpLoad(stack.workspace.port, directHost, path);
+        const bareR = await httpLoad(barePort, directHost, path);
+        const proxied = await httpLoad(stack.httpPort, proxiedHost, path, cookie);
+        rows.push([name, direct, bareR, proxied]);
+      }
+      rows.push([
+        'WebSocket 256 B echo (sequential)',
+        await wsRoundTrips(stack.workspace.port, directHost),
+        await wsRoundTrips(barePort, directHost),
+        await wsRoundTrips(stack.httpPort, proxiedHost, cookie),
+      ]);
+    } finally {
+      bare.kill();
     }
-    rows.push(['WebSocket 256 B echo (sequential)', await wsRoundTrips(stack.workspace.port, directHost), await wsRoundTrips(stack.httpPort, proxiedHost, cookie)]);
 
     const f = (n: number) => n.toFixed(n < 10 ? 2 : 0);
-    console.log('\n| workload | direct /s | proxied /s | throughput ratio | direct p50 ms | proxied p50 ms | proxied p99 ms |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const [name, d, p] of rows) {
-      console.log(`| ${name} | ${f(d.perSecond)} | ${f(p.perSecond)} | ${(p.perSecond / d.perSecond).toFixed(2)} | ${d.p50.toFixed(3)} | ${p.p50.toFixed(3)} | ${p.p99.toFixed(3)} |`);
+    console.log('\n| workload | direct /s | bare http-proxy-3 /s | this proxy /s | vs direct | vs bare | direct p50 ms | proxy p50 ms | proxy p99 ms |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, d, b, p] of rows) {
+      console.log(
+        `| ${name} | ${f(d.perSecond)} | ${f(b.perSecond)} | ${f(p.perSecond)} | ${(p.perSecond / d.perSecond).toFixed(2)} | ${(p.perSecond / b.perSecond).toFixed(2)} | ${d.p50.toFixed(3)} | ${p.p50.toFixed(3)} | ${p.p99.toFixed(3)} |`,
+      );
     }
   } finally {
     child.kill('SIGTERM');

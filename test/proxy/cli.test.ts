@@ -6,13 +6,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ssh2';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in';
 import { writeKubeconfig } from '../support/kubeconfig';
-import { ensureBuilt, freePorts, runProxyToExit, spawnProxy, validConfig, type SpawnOptions } from '../support/spawn-proxy';
+import { ensureBuilt, freePorts, runProxyToExit, spawnProxy, validConfig, type ConfigDoc, type LogLine, type SpawnOptions } from '../support/spawn-proxy';
 
 let kube: KubeApiStandIn;
 let dir: string;
@@ -30,7 +31,7 @@ after(async () => {
 });
 
 /** Starts the proxy, waits for 'proxy listening', checks /healthz answers, then stops it with SIGTERM. */
-async function startsAndStops(opts: Omit<SpawnOptions, 'kubeconfigPath'>): Promise<{ logs: Record<string, any>[]; sshPort?: number; code: number | null; stderr: string }> {
+async function startsAndStops(opts: Omit<SpawnOptions, 'kubeconfigPath'>): Promise<{ logs: LogLine[]; sshPort?: number; code: number | null; stderr: string }> {
   const p = spawnProxy({ kubeconfigPath, ...opts });
   try {
     const addrs = await p.listening;
@@ -88,7 +89,7 @@ describe('flags', () => {
 });
 
 describe('config.yaml errors stop the process and name the dotted key', () => {
-  async function rejects(mutate: (c: Record<string, any>) => void, key: RegExp): Promise<void> {
+  async function rejects(mutate: (c: ConfigDoc) => void, key: RegExp): Promise<void> {
     const config = validConfig({ ports: await freePorts() });
     mutate(config);
     const r = await runProxyToExit({ config, kubeconfigPath });
@@ -101,13 +102,15 @@ describe('config.yaml errors stop the process and name the dotted key', () => {
   for (const key of ['client_id', 'client_secret', 'host', 'redirect_uri', 'signing_key'] as const) {
     test(`missing auth.${key}`, () => rejects((c) => delete c.auth[key], new RegExp(`auth\\.${key}\\b`)));
   }
-  test('missing auth section names every required key', async () => {
-    const r = await runProxyToExit({ config: 'http:\n  port: 9876\n', kubeconfigPath });
-    assert.notEqual(r.code, 0);
-    for (const key of ['auth.client_id', 'auth.client_secret', 'auth.host', 'auth.redirect_uri', 'auth.signing_key']) {
-      assert.ok(r.stderr.includes(key), `${key} in ${r.stderr}`);
-    }
-  });
+  for (const [name, text] of [['missing auth section', 'http:\n  port: 9876\n'], ['empty file', '']] as const) {
+    test(`${name}: every required key is named`, async () => {
+      const r = await runProxyToExit({ config: text, kubeconfigPath });
+      assert.ok(r.code !== 0 && r.code !== null, `exit code ${r.code}`);
+      for (const key of ['auth.client_id', 'auth.client_secret', 'auth.host', 'auth.redirect_uri', 'auth.signing_key']) {
+        assert.ok(r.stderr.includes(key), `${key} in ${r.stderr}`);
+      }
+    });
+  }
   test('wrong type: http.port: "x"', () => rejects((c) => (c.http.port = 'x'), /http\.port\b/));
   test('wrong type: ssh.enabled: "yes please"', () => rejects((c) => (c.ssh = { enabled: 'yes please' }), /ssh\.enabled\b/));
   test('wrong type: auth.reauthorize_interval: [1]', () => rejects((c) => (c.auth.reauthorize_interval = [1]), /auth\.reauthorize_interval\b/));
@@ -118,11 +121,61 @@ describe('config.yaml errors stop the process and name the dotted key', () => {
     const pub = createPublicKey(generateKeyPairSync('ed25519').privateKey).export({ type: 'spki', format: 'pem' }).toString();
     return rejects((c) => (c.ssh = { enabled: true, host_key: pub }), /ssh\.host_key\b/);
   });
+  test('ssh.enabled with a passphrase-protected ssh.host_key', () => {
+    const file = join(dir, 'encrypted_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-C', 'test', '-f', file]);
+    return rejects((c) => (c.ssh = { enabled: true, host_key: readFileSync(file, 'utf8') }), /ssh\.host_key\b/);
+  });
   test('YAML that does not parse', async () => {
     const r = await runProxyToExit({ config: 'auth: [\n', kubeconfigPath });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /YAML/);
   });
+});
+
+describe('without -kubeconfig (not in a cluster)', () => {
+  async function readyWith(env: Record<string, string>): Promise<void> {
+    const ports = await freePorts();
+    const lists = kube.count('list');
+    const p = spawnProxy({ config: validConfig({ ports }), args: ['-config', '{config}'], env: { KUBERNETES_SERVICE_HOST: '', ...env } });
+    try {
+      await p.listening;
+      await p.waitForLog((l) => /first complete list/.test(String(l.msg)));
+      assert.ok(kube.count('list') > lists, 'it listed Services from the stand-in that kubeconfig names');
+      assert.equal((await fetch(`http://127.0.0.1:${ports.internal}/readyz`)).status, 200);
+    } finally {
+      await p.cleanup();
+    }
+  }
+  test('KUBECONFIG is used', () => readyWith({ KUBECONFIG: kubeconfigPath }));
+  test('~/.kube/config is used when KUBECONFIG is unset', () => {
+    const home = join(dir, 'home');
+    mkdirSync(join(home, '.kube'), { recursive: true });
+    copyFileSync(kubeconfigPath, join(home, '.kube', 'config'));
+    return readyWith({ KUBECONFIG: '', HOME: home });
+  });
+});
+
+test('a kubeconfig that does not exist stops the process with a non-zero exit', async () => {
+  const r = await runProxyToExit({ config: validConfig({ ports: await freePorts() }), args: ['-config', '{config}', '-kubeconfig', '{kubeconfig}.missing'] });
+  assert.equal(r.timedOut, false, 'the proxy must exit by itself');
+  assert.ok(r.code !== 0 && r.code !== null, `exit code ${r.code}`);
+  assert.match(r.stderr, /kubeconfig|ENOENT|no such file/i);
+});
+
+test('a listener port already in use stops the process with a non-zero exit (no half-started proxy)', async () => {
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+  try {
+    const ports = await freePorts();
+    ports.http = (blocker.address() as AddressInfo).port;
+    const r = await runProxyToExit({ config: validConfig({ ports }), kubeconfigPath });
+    assert.equal(r.timedOut, false, 'the proxy must exit by itself');
+    assert.ok(r.code !== 0 && r.code !== null, `exit code ${r.code}`);
+    assert.match(r.stderr, /EADDRINUSE/);
+  } finally {
+    await new Promise((r) => blocker.close(r));
+  }
 });
 
 test('unknown keys are logged as warnings naming the dotted key, and the proxy still starts', async () => {
@@ -143,8 +196,18 @@ test('SIGTERM: an idle proxy exits 0', async () => {
   try {
     await p.listening;
     const e = await p.stop('SIGTERM', 30_000);
-    assert.deepEqual(e, { code: 0, signal: null });
+    assert.deepEqual(e, { code: 0, signal: null }, `exit after SIGTERM\nstdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`);
     assert.ok(p.logs().some((l) => /shutdown complete/.test(String(l.msg))), 'logs that shutdown completed');
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('SIGINT: an idle proxy exits 0 too', async () => {
+  const p = spawnProxy({ config: validConfig({ ports: await freePorts() }), kubeconfigPath });
+  try {
+    await p.listening;
+    assert.deepEqual(await p.stop('SIGINT', 30_000), { code: 0, signal: null }, p.stdout());
   } finally {
     await p.cleanup();
   }

@@ -178,6 +178,16 @@ describe('HTTP proxy', () => {
     assert.equal((await send(start.replace(/t=.{10}/, 't=AAAAAAAAAA'), { jar })).status, 400);
   });
 
+  test('abandoned logins do not pile up state cookies on the proxy domain', async () => {
+    const jar = new CookieJar();
+    for (let i = 0; i < 10; i++) {
+      const first = await send(h.url(h.hostA, `/tab-${i}`), { jar });
+      await send(first.headers.location!, { jar }); // login start: a state cookie, then GitLab (not followed)
+    }
+    const pending = [...(jar.hosts.get(PROXY_DOMAIN)?.keys() ?? [])].filter((n) => n.startsWith('wsp-oauth-'));
+    assert.equal(pending.length, 4);
+  });
+
   test('tampered, malformed or expired session cookies go back through login', async () => {
     const good = aliceJar.get(h.hostA, 'wsp-session')!;
     for (const bad of [`${good.slice(0, -4)}AAAA`, '%%%', '', 'x'.repeat(5000), good.replace(/./, 'B')]) {
@@ -187,6 +197,22 @@ describe('HTTP proxy', () => {
     }
     const weird = await send(h.url(h.hostA, '/'), { headers: { cookie: ';;; =; wsp-session; \u00e9=1' } });
     assert.equal(weird.status, 302);
+  });
+
+  test('a zone-wide impostor cookie next to the real one does not lock the owner out', async () => {
+    const real = aliceJar.get(h.hostA, 'wsp-session')!;
+    const r = await send(h.url(h.hostA, '/echo-request'), { headers: { cookie: `wsp-session=forged-by-a-sibling; wsp-session=${real}` } });
+    assert.equal(r.status, 200);
+  });
+
+  test('state-changing requests from another workspace origin are refused; same-workspace and non-workspace origins pass', async () => {
+    const post = (origin: string) => send(h.url(h.hostA, '/echo-request'), { method: 'POST', jar: aliceJar, body: 'x', headers: { origin } });
+    assert.equal((await post(`http://${h.hostB}:${h.port}`)).status, 403);
+    assert.equal((await post(`http://${h.hostA2}:${h.port}`)).status, 200);
+    assert.equal((await post('null')).status, 200);
+    assert.equal((await post('https://vscode-cdn.example')).status, 200);
+    const get = await send(h.url(h.hostA, '/echo-request'), { jar: aliceJar, headers: { origin: `http://${h.hostB}:${h.port}` } });
+    assert.equal(get.status, 200);
   });
 
   test('bad input gets 4xx and the proxy keeps serving', async () => {
@@ -213,6 +239,21 @@ describe('HTTP proxy', () => {
     stoppedJar = jar;
     assert.equal(final.status, 502);
     assert.match(final.body, /Workspace not reachable/);
+  });
+
+  test('a workspace dying mid-response cuts the client connection instead of leaving it hanging', { timeout: 10_000 }, async () => {
+    const cookie = aliceJar.header(h.hostA)!;
+    const outcome = await new Promise<string>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: h.port, path: '/truncated', headers: { host: `${h.hostA}:${h.port}`, cookie }, agent: false }, (res) => {
+        res.resume();
+        res.on('error', () => undefined);
+        res.on('close', () => resolve(res.complete ? 'complete' : 'cut'));
+      });
+      req.on('error', () => resolve('cut'));
+      req.end();
+    });
+    assert.equal(outcome, 'cut');
+    assert.equal((await send(h.url(h.hostA, '/echo-request'), { jar: aliceJar })).status, 200);
   });
 
   test('server-sent events pass unbuffered; large uploads stream through', async () => {
@@ -290,7 +331,7 @@ describe('HTTP proxy backend pool', () => {
   });
   after(() => h.close());
 
-  test('aborted downloads do not leak backend sockets (node-http-proxy#1582)', async () => {
+  test('aborted downloads do not leak backend sockets (node-http-proxy#1582)', { timeout: 30_000 }, async () => {
     const { jar } = await loginAs(h, h.alice, h.url(h.hostA, '/'));
     const cookie = jar.header(h.hostA)!;
     for (let i = 0; i < 8; i++) {
@@ -332,6 +373,23 @@ describe('HTTP proxy re-authorization', () => {
     assert.ok(r.headers['set-cookie']?.some((c) => c.startsWith('wsp-session=')));
     assert.notEqual(jar.get(h.hostA, 'wsp-session'), first);
     h.gitlab.setAccessTokenLifetime(7200);
+  });
+
+  test('a WebSocket upgrade that refreshes the token sends the renewed cookie on the 101', async () => {
+    h.gitlab.setAccessTokenLifetime(20);
+    try {
+      const { jar } = await loginAs(h, h.alice, h.url(h.hostA, '/'));
+      const ws = new WebSocket(`ws://127.0.0.1:${h.port}/echo`, ['echo.v1'], { headers: { host: `${h.hostA}:${h.port}`, cookie: jar.header(h.hostA)! } });
+      const setCookie = await new Promise<string[] | undefined>((resolve, reject) => {
+        ws.once('upgrade', (res) => resolve(res.headers['set-cookie']));
+        ws.once('error', reject);
+      });
+      assert.ok(setCookie?.some((c) => c.startsWith('wsp-session=') && /HttpOnly; SameSite=Lax/.test(c)));
+      await new Promise((r) => (ws.once('open', r), ws.readyState === WebSocket.OPEN && r(undefined)));
+      ws.close();
+    } finally {
+      h.gitlab.setAccessTokenLifetime(7200);
+    }
   });
 
   test('ownership taken away or token revoked: later requests are refused, not proxied', async () => {

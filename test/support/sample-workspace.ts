@@ -83,6 +83,12 @@ export async function startSampleWorkspace(opts: { title?: string; port?: number
         pump();
         return;
       }
+      case '/truncated':
+        // Promises 100000 bytes, sends a few, then the connection dies (a crashing workspace).
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100000 });
+        res.write('partial');
+        setTimeout(() => res.socket?.destroy(), 50);
+        return;
       case '/set-cookie':
         res.writeHead(200, { 'set-cookie': 'app=1; Path=/', 'content-type': 'text/plain' });
         return res.end('ok');

@@ -76,8 +76,19 @@ export const testSecrets = {
   signingKey: 'spawn-test-signing-key-2b8e41d6c0a5f917',
 };
 
+/** One JSON log line of the proxy (pino). */
+export type LogLine = Record<string, unknown>;
+
+/** A config file as plain data, so tests can add, break or delete any key. */
+export interface ConfigDoc {
+  auth: Record<string, unknown>;
+  http: Record<string, unknown>;
+  ssh?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
 /** A complete, valid config object (plain data, so tests can break any part of it). */
-export function validConfig(o: { ports: Ports; gitlabUrl?: string; logLevel?: string; redirectHost?: string }): Record<string, any> {
+export function validConfig(o: { ports: Ports; gitlabUrl?: string; logLevel?: string; redirectHost?: string }): ConfigDoc {
   return {
     auth: {
       client_id: 'spawn-test-client',
@@ -131,9 +142,9 @@ export interface SpawnedProxy {
   stdout(): string;
   stderr(): string;
   /** Every stdout line that parsed as JSON. */
-  logs(): Record<string, any>[];
+  logs(): LogLine[];
   /** Resolves with the first log line matching `pred` (already seen or future). */
-  waitForLog(pred: (line: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>>;
+  waitForLog(pred: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Sends `signal` (default SIGTERM) and waits for the exit; SIGKILLs after `killAfterMs` (default 20 s). */
   stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<ExitInfo>;
   /** Kills the process if still running and removes its temp dir. Safe to call twice. */
@@ -157,8 +168,8 @@ export function spawnProxy(opts: SpawnOptions): SpawnedProxy {
   });
   let out = '';
   let err = '';
-  const parsed: Record<string, any>[] = [];
-  const waiters = new Set<{ pred: (l: Record<string, any>) => boolean; resolve: (l: Record<string, any>) => void }>();
+  const parsed: LogLine[] = [];
+  const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let partial = '';
   child.stdout!.setEncoding('utf8');
   child.stderr!.setEncoding('utf8');
@@ -175,7 +186,7 @@ export function spawnProxy(opts: SpawnOptions): SpawnedProxy {
         continue;
       }
       if (obj === null || typeof obj !== 'object') continue;
-      const rec = obj as Record<string, any>;
+      const rec = obj as LogLine;
       parsed.push(rec);
       for (const w of [...waiters]) {
         if (w.pred(rec)) {
@@ -199,13 +210,13 @@ export function spawnProxy(opts: SpawnOptions): SpawnedProxy {
     });
   });
 
-  function waitForLog(pred: (l: Record<string, any>) => boolean, timeoutMs = 20_000): Promise<Record<string, any>> {
+  function waitForLog(pred: (l: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
     const seen = parsed.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const w = {
         pred,
-        resolve: (l: Record<string, any>) => {
+        resolve: (l: LogLine) => {
           clearTimeout(timer);
           resolve(l);
         },

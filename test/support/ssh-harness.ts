@@ -2,8 +2,11 @@
 // stand-in with two users and a workspace owned by alice, the session registry, and the SSH proxy on
 // 127.0.0.1. The directory is in memory unless the test passes the real discovery.
 import { Writable } from 'node:stream';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { utils as sshUtils } from 'ssh2';
 import { createLogger } from '../../proxy-image/src/observability/logger';
 import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
 import { createSessionRegistry } from '../../proxy-image/src/sessions';
@@ -41,6 +44,8 @@ export interface SshHarness {
   /** `ssh <opts> -p <port> <user>@127.0.0.1 <command...>`; extra options go first (ssh keeps the first value). */
   ssh(args: { user?: string; options?: string[]; command?: string[]; tokens: string[]; input?: string | Buffer; env?: NodeJS.ProcessEnv }): Promise<ClientRun>;
   sshArgs(user: string, options?: string[]): string[];
+  /** A shell command creating a marker file in the workspace, and a wait until it exists (command started). */
+  marker(name: string): { touch: string; wait(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -52,8 +57,15 @@ export interface HarnessOptions {
   backendPort?: number;
 }
 
+/** A fresh Ed25519 host key for the proxy, in OpenSSH format (as `ssh-keygen` writes it). */
 export function testHostKey(): string {
-  return sshUtils.generateKeyPairSync('ed25519').private;
+  const dir = mkdtempSync(join(tmpdir(), 'gwp-hostkey-'));
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')]);
+    return readFileSync(join(dir, 'key'), 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function startSshHarness(opts: HarnessOptions = {}): Promise<SshHarness> {
@@ -93,7 +105,6 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
   });
   const logger = createLogger('debug', sink);
   const hostKey = testHostKey();
-  if (sshUtils.parseKey(hostKey) instanceof Error) throw new Error('test host key unreadable');
   const { config } = parseConfigObject({
     auth: {
       client_id: 'cid', client_secret: 'csecret', host: gitlab.url, redirect_uri: 'http://workspaces.test/auth/callback',
@@ -128,6 +139,15 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     logText: () => lines.join('\n'),
     sshArgs,
+    marker(name) {
+      const path = join(sshd.workdir, `marker-${name}`);
+      return {
+        touch: `touch ${path}`,
+        async wait() {
+          while (!existsSync(path)) await new Promise((r) => setTimeout(r, 50));
+        },
+      };
+    },
     ssh(a) {
       return kit.run('ssh', [...sshArgs(a.user ?? WORKSPACE, a.options), ...(a.command ?? [])], {
         tokens: a.tokens, input: a.input, env: a.env,

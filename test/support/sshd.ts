@@ -9,7 +9,7 @@
 // The clients get the token through SSH_ASKPASS (SSH_ASKPASS_REQUIRE=force), never on a command line; each
 // password prompt takes the next token of the list, so "3 tries" can be driven with three wrong tokens.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, chownSync, rmSync, chmodSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, chownSync, rmSync, chmodSync, existsSync, readFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,17 +35,15 @@ export function ensureTestUser(): TestUser {
       return undefined;
     }
   };
-  let user = lookup();
-  if (!user) {
-    if (process.getuid?.() !== 0) throw new Error(`the SSH tests need root to create the local user ${TEST_USER}`);
-    // Several test files may start at once: serialise on a lock file, and re-check inside it.
-    execFileSync('flock', ['/tmp/gwp-ssh-test-user.lock', 'sh', '-c',
-      `getent passwd ${TEST_USER} >/dev/null || useradd --create-home --shell /bin/bash ${TEST_USER}`]);
-    user = lookup();
-    if (!user) throw new Error(`could not create ${TEST_USER}`);
-  }
-  // An empty password (not a locked one): sshd with PermitEmptyPasswords then lets the user in.
-  execFileSync('passwd', ['-d', TEST_USER], { stdio: 'ignore' });
+  if (process.getuid?.() !== 0) throw new Error(`the SSH tests need root (to create the local user ${TEST_USER} and run sshd)`);
+  // Several test files start at once: serialise on a lock file (useradd and passwd lock /etc/shadow).
+  // The password is made empty, not locked: sshd with PermitEmptyPasswords then lets the user in.
+  execFileSync('flock', ['/tmp/gwp-ssh-test-user.lock', 'sh', '-c', [
+    `getent passwd ${TEST_USER} >/dev/null || useradd --create-home --shell /bin/bash ${TEST_USER}`,
+    `passwd -S ${TEST_USER} | grep -q ' NP ' || passwd -d ${TEST_USER} >/dev/null`,
+  ].join(' && ')]);
+  const user = lookup();
+  if (!user) throw new Error(`could not create ${TEST_USER}`);
   return user;
 }
 
@@ -225,7 +223,7 @@ export function clientKit(): ClientKit {
   }
   function prompts(e: NodeJS.ProcessEnv): number {
     const f = join(e.GWP_ASKPASS_DIR as string, 'count');
-    return existsSync(f) ? Number(execFileSync('cat', [f], { encoding: 'utf8' }).trim()) : 0;
+    return existsSync(f) ? Number(readFileSync(f, 'utf8').trim()) : 0;
   }
 
   return {

@@ -53,6 +53,23 @@ export function parseCookies(header: string | string[] | undefined): Map<string,
 }
 
 /**
+ * Every value sent under `name`. A cookie set for a parent domain by another host of the same zone can
+ * travel next to the proxy's own (http setups only: `__Host-` names prevent it on https), so callers try
+ * each value instead of trusting the first.
+ */
+export function cookieValues(header: string | string[] | undefined, name: string): string[] {
+  if (header === undefined) return [];
+  const text = Array.isArray(header) ? header.join('; ') : header;
+  const out: string[] = [];
+  const prefix = `${name}=`;
+  for (const part of text.split(';')) {
+    const trimmed = part.trim();
+    if (trimmed.startsWith(prefix)) out.push(trimmed.slice(prefix.length));
+  }
+  return out;
+}
+
+/**
  * The Cookie header without the proxy's own cookies (and only them), or undefined when nothing is left.
  * Everything else is passed on byte for byte.
  */

@@ -12,7 +12,7 @@ import type { GitLabApi } from '../auth/gitlab-api';
 import type { Oidc } from '../auth/oidc';
 import type { SessionRegistry } from '../sessions/types';
 import { createSealer } from '../auth/crypto';
-import { cookieNames, deleteCookie, parseCookies, stripProxyCookies } from '../auth/cookies';
+import { cookieNames, cookieValues, deleteCookie, stripProxyCookies } from '../auth/cookies';
 import { createAccessControl, createSessionReader, type SessionData } from '../auth/session';
 import { createInternalHandler } from '../observability/internal-server';
 import { createHttpMetrics } from './metrics';
@@ -77,7 +77,12 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     connectTimeout: connectTimeoutMs,
     proxyTimeout: 0, // no idle limit: SSE and long polls may be silent for minutes
   });
-  proxy.on('proxyRes', (proxyRes, req) => {
+  proxy.on('proxyRes', (proxyRes, req, res) => {
+    // A workspace that dies mid-response must not leave the browser waiting for the rest forever:
+    // http-proxy-3 does not propagate the backend's abort, so the client connection is cut too.
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
+    });
     // A refreshed session cookie rides on the workspace's own response.
     const extra = (req as Tagged)[SET_COOKIE];
     if (extra) proxyRes.headers['set-cookie'] = [...(proxyRes.headers['set-cookie'] ?? []), extra];
@@ -143,16 +148,44 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if (!route) return sendText(res, 400, `${messages.unknownHost}\n`);
     if (req.url?.startsWith(RESERVED_PREFIX)) return login.handleReserved(req, res, host);
 
-    const raw = parseCookies(req.headers.cookie).get(names.session);
-    const session = readSession(raw, route);
-    if (!session) return needsLogin(req, res, host, raw !== undefined);
+    const { session, present } = sessionOf(req, route);
+    if (!session) return needsLogin(req, res, host, present);
     const decision = await access.decide(session);
     if (decision.kind === 'login') return needsLogin(req, res, host, true);
     if (decision.kind === 'forbidden') return forbidden(res);
     if (decision.kind === 'unavailable') return gitlabDown(res);
+    if (crossWorkspace(req, route)) return sendText(res, 403, 'request from another workspace refused\n');
     if (decision.renewed) (req as Tagged)[SET_COOKIE] = login.sessionCookie(decision.session);
     prepareHeaders(req);
     proxy.web(req, res, { target: { protocol: 'http:', host: route.target.host, port: route.target.port } });
+  }
+
+  /** The first valid session among the values of the session cookie; `present` when any value was sent. */
+  function sessionOf(req: IncomingMessage, route: Route): { session?: SessionData; present: boolean } {
+    const values = cookieValues(req.headers.cookie, names.session);
+    for (const v of values) {
+      const session = readSession(v, route);
+      if (session) return { session, present: true };
+    }
+    return { present: values.length > 0 };
+  }
+
+  /**
+   * Hosts of other workspaces are the same *site*, so SameSite=Lax does not stop a page of another
+   * workspace from sending this one state-changing requests with the owner's cookie. Those are refused;
+   * origins outside the workspaces (IDE webviews, `null`) are left to the browser's own rules.
+   */
+  function crossWorkspace(req: IncomingMessage, route: Route): boolean {
+    const origin = req.headers.origin;
+    if (origin === undefined || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
+    let originHost: string;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      return false;
+    }
+    const from = directory.routeForHost(originHost);
+    return from !== undefined && from.workspace.uid !== route.workspace.uid;
   }
 
   /** Browsers always send Origin on WebSockets; a page of another workspace (same site!) must not reach this one. */
@@ -181,7 +214,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.url?.startsWith(RESERVED_PREFIX)) {
       return rejectUpgrade(socket, 400, 'only WebSocket upgrades are proxied');
     }
-    const session = readSession(parseCookies(req.headers.cookie).get(names.session), route);
+    const { session } = sessionOf(req, route);
     if (!session) return rejectUpgrade(socket, 401, 'sign in required');
     if (!originAllowed(req, route)) return rejectUpgrade(socket, 403, 'cross-origin WebSocket refused');
     const decision = await access.decide(session);

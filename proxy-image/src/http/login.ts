@@ -31,6 +31,8 @@ export const LOGOUT_PATH = `${RESERVED_PREFIX}logout`;
 const LOGIN_TTL_MS = 10 * 60 * 1000;
 const HANDOFF_TTL_MS = 60 * 1000;
 const BINDING = /^[A-Za-z0-9_-]{32}$/;
+/** Logins one browser may have in progress at once (tabs); older ones are dropped. */
+const MAX_PENDING_LOGINS = 4;
 
 interface StartToken { h: string; p: string; b: string }
 interface StateCookie extends StartToken { s: string; n: string; v: string }
@@ -97,6 +99,15 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     return true;
   }
 
+  /**
+   * Abandoned logins leave state cookies behind for 10 minutes; a page that keeps starting logins would
+   * grow the Cookie header past the server's limit. Keep the newest few (browsers list older cookies first).
+   */
+  function staleStateCookies(req: IncomingMessage): string[] {
+    const pending = [...parseCookies(req.headers.cookie).keys()].filter((n) => n.startsWith(names.oauthPrefix));
+    return pending.slice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS + 1)).map((n) => deleteCookie(n, { secure }));
+  }
+
   function retryPage(res: ServerResponse, status: number, why: string, cookies: string[] = []): void {
     sendPage(res, status, 'Sign-in did not complete', `${why} Open the workspace URL again to sign in.`, {
       ...noStore,
@@ -104,7 +115,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     });
   }
 
-  async function loginStart(res: ServerResponse, url: URL): Promise<void> {
+  async function loginStart(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const start = sealer.open<StartToken>('login-start', url.searchParams.get('t') ?? '', now());
     if (!start || typeof start.h !== 'string' || typeof start.p !== 'string' || typeof start.b !== 'string') {
       metrics.login('state_invalid');
@@ -125,7 +136,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       maxAge: LOGIN_TTL_MS / 1000,
     });
     metrics.login('started');
-    redirect(res, authorize.href, [cookie]);
+    redirect(res, authorize.href, [...staleStateCookies(req), cookie]);
   }
 
   async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -246,7 +257,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       }
       // GET only: a HEAD must not spend a single-use code or state.
       if (req.method !== 'GET') return sendText(res, 405, 'method not allowed\n', { allow: 'GET' });
-      if (url.pathname === loginPath) return loginStart(res, url);
+      if (url.pathname === loginPath) return loginStart(req, res, url);
       return callback(req, res, url);
     },
     handleReserved(req, res, host) {

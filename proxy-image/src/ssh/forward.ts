@@ -7,7 +7,7 @@
 import type {
   Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpConnectionDetails,
 } from 'ssh2';
-import { spliceChannels, type SpliceHooks } from './splice';
+import { spliceChannels, writeNotice, type SpliceHooks } from './splice';
 import { sendExit } from './ssh2-internals';
 
 export interface ForwardHooks {
@@ -126,6 +126,8 @@ function handleSession(
   // the workspace side; the user's input waits in the channel's buffer meanwhile.
   const start = (front: ServerChannel, open: OpenBackChannel): void => {
     started = true;
+    front.on('error', (err: Error) => hooks.debug('client channel error', { err: err.message }));
+    front.stderr.on('error', () => {});
     const untrack = hooks.sessionOpened(front);
     let frontClosed = false;
     front.once('close', () => {
@@ -136,7 +138,7 @@ function handleSession(
       open((err, channel) => {
         if (err) {
           hooks.debug('workspace refused the session request', { err: err.message });
-          front.stderr.write(`gitlab-workspaces-proxy: the workspace refused the request (${err.message})\r\n`);
+          writeNotice(front, `the workspace refused the request (${err.message})`);
           sendExit(front, { code: 255 });
           front.end();
           return;
@@ -149,7 +151,7 @@ function handleSession(
         splice(front, channel);
       });
     } catch (err) {
-      front.stderr.write(`gitlab-workspaces-proxy: the workspace connection is gone (${(err as Error).message})\r\n`);
+      writeNotice(front, `the workspace connection is gone (${(err as Error).message})`);
       sendExit(front, { code: 255 });
       front.end();
     }

@@ -15,6 +15,10 @@ import { BackendError, connectBackend } from './backend';
 import { forwardConnection } from './forward';
 import { createSshMetrics } from './metrics';
 import { DISCONNECT_NO_MORE_AUTH_METHODS, disconnectWithMessage } from './ssh2-internals';
+import { writeNotice } from './splice';
+
+/** How long a closing connection waits for the client to close its sessions before the disconnect. */
+const CLOSE_CHANNELS_WAIT_MS = 1_000;
 
 /** Fixed by CONTRACT §5. */
 export const MAX_PASSWORD_TRIES = 3;
@@ -81,6 +85,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
   if (!config.ssh.host_key) throw new Error('ssh.host_key is required when ssh.enabled is true');
   const server = new Server({
+    // Already checked, and converted from PKCS#8 where needed, by the config parser.
     hostKeys: [config.ssh.host_key],
     ident: 'gitlab-workspaces-proxy',
     keepaliveInterval: tuning.keepaliveIntervalMs,
@@ -89,7 +94,9 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
   server.on('connection', (conn: Connection, info: { ip: string; port: number }) => {
     if (stopping) {
-      disconnectWithMessage(conn, closeReasonText.shutdown);
+      // Accepted in the moment the listener was closing: no handshake yet, so just hang up.
+      conn.on('error', () => {});
+      conn.end();
       return;
     }
     handleConnection(conn, info.ip, info.port);
@@ -103,6 +110,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     let backend: Client | undefined;
     let untrack: (() => void) | undefined;
     let closedBy: CloseReason | undefined;
+    let connGone = false;
     const sessionChannels = new Set<ServerChannel>();
 
     metrics.connectionOpened();
@@ -123,6 +131,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
     conn.on('error', (err: Error) => log.debug({ err: err.message }, 'ssh client connection error'));
     conn.on('close', () => {
+      connGone = true;
       clearTimeout(grace);
       metrics.connectionClosed();
       open.delete(entry);
@@ -136,16 +145,34 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     function close(reason: CloseReason): void {
       if (closedBy) return;
       closedBy = reason;
-      const text = closeReasonText[reason];
-      for (const ch of sessionChannels) {
+      closeWith(closeReasonText[reason]);
+    }
+
+    /**
+     * Tells the user why, then ends the connection. Open sessions get the text on stderr and a channel
+     * close first, and the disconnect follows once the client has closed them (or after a second): OpenSSH
+     * drops output it has not yet written out when a disconnect arrives, so the reason would be lost.
+     */
+    function closeWith(text: string): void {
+      const channels = [...sessionChannels];
+      const closed = channels.map((ch) => new Promise<void>((resolve) => {
+        ch.once('close', () => resolve());
         try {
-          ch.stderr.write(`\r\ngitlab-workspaces-proxy: ${text}\r\n`);
+          writeNotice(ch, text);
+          ch.end();
         } catch {
-          // The channel is already going.
+          resolve(); // the channel is already going
         }
-      }
-      disconnectWithMessage(conn, text);
-      backend?.end();
+      }));
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, channels.length > 0 ? CLOSE_CHANNELS_WAIT_MS : 0);
+      });
+      void Promise.race([Promise.all(closed), waited]).then(() => {
+        clearTimeout(timer);
+        disconnectWithMessage(conn, text);
+        backend?.end();
+      });
     }
 
     conn.on('authentication', (ctx) => {
@@ -159,7 +186,6 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
         // OpenSSH stops after 3 prompts by itself; anything else gets no further GitLab call.
         metrics.authFailed('too_many_tries');
         log.warn({ username: ctx.username, reason: 'too_many_tries', attempt: tries }, 'ssh authentication failed');
-        ctx.reject([]);
         disconnectWithMessage(conn, 'too many authentication failures', DISCONNECT_NO_MORE_AUTH_METHODS);
         return;
       }
@@ -180,18 +206,22 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
         // Answer every failure after the same minimum time: whether a workspace exists is not told by timing.
         const wait = tuning.failureDelayMs - (Date.now() - started);
         if (wait > 0) await delay(wait);
+        // The last answers are a disconnect with the reason, not an auth failure: OpenSSH prompts for the
+        // next password on any failure, even one that lists no methods left.
         if (decision.reason === 'gitlab_unavailable') {
           // Not the user's fault and not a verdict on the token: say so instead of prompting again.
-          ctx.reject([]);
           disconnectWithMessage(conn, 'could not confirm access with GitLab, try again later');
           return;
         }
         if (attempt >= MAX_PASSWORD_TRIES) {
-          ctx.reject([]);
           disconnectWithMessage(conn, 'too many authentication failures', DISCONNECT_NO_MORE_AUTH_METHODS);
           return;
         }
-        ctx.reject(['password']);
+        if (!connGone) ctx.reject(['password']);
+      }).catch((err: unknown) => {
+        // Never let one connection's trouble become an unhandled rejection of the whole proxy.
+        log.warn({ err: (err as Error).message }, 'ssh authentication handling failed');
+        conn.end();
       });
     });
 
@@ -235,11 +265,10 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       client.on('error', (err: Error) => wlog.debug({ err: err.message }, 'workspace connection error'));
       client.on('close', () => {
         // The workspace went away under us (pod stopped, sshd restarted).
-        if (!closedBy) {
+        if (!closedBy && !connGone) {
           closedBy = 'workspace_gone';
           wlog.info('workspace sshd closed the connection');
-          for (const ch of sessionChannels) ch.stderr.write('\r\ngitlab-workspaces-proxy: the workspace closed the connection\r\n');
-          disconnectWithMessage(conn, 'the workspace closed the connection');
+          closeWith('the workspace closed the connection');
         }
       });
       forwardConnection(conn, client, {
@@ -261,7 +290,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       });
       metrics.authSucceeded(decision.cached);
       wlog.info({ gitlabUserId: decision.userId, cached: decision.cached }, 'ssh connection authorized');
-      accept();
+      if (!connGone) accept();
     }
   }
 

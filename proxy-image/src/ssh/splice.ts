@@ -28,6 +28,13 @@ function flushed(w: NodeJS.WritableStream & { writableEnded?: boolean; destroyed
   return new Promise((resolve) => w.write(Buffer.alloc(0), () => resolve()));
 }
 
+/** Writes a line of the proxy's own to the user's stderr, if the channel still takes data. */
+export function writeNotice(channel: ServerChannel, text: string): void {
+  const err = channel.stderr;
+  if (!err.writable || err.writableEnded || err.destroyed || !channelOutgoingOpen(channel)) return;
+  err.write(`\r\ngitlab-workspaces-proxy: ${text}\r\n`);
+}
+
 function ended(r: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
   if (r.readableEnded) return Promise.resolve();
   return new Promise((resolve) => {
@@ -88,6 +95,9 @@ export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks:
     finish();
   });
 
+  // Writes racing a close end in 'error' events on the stderr streams: nothing to do about them.
+  front.stderr.on('error', (err: unknown) => hooks.debug('client stderr error', err));
+  back.stderr.on('error', (err: unknown) => hooks.debug('workspace stderr error', err));
   front.on('error', (err: unknown) => {
     hooks.debug('client channel error', err);
     front.close();
