@@ -245,6 +245,17 @@ test('SSH: start with a host key, logins with good and bad tokens leak nothing',
     for (const [user, password] of [[WS_NAME, wrong[0]!], ['no-such-workspace', wrong[1]!], [WS_NAME, wrong[2]!]] as const) {
       assert.match(await sshTry(ports.ssh, user, password), /authentication/i);
     }
+    // GitLab answering 503 while a token is checked: the error is logged, the token must not be.
+    const pat2 = gitlab.createPersonalAccessToken(alice);
+    addSecret('personal access token (SSH password, GitLab down)', pat2);
+    const calls = gitlab.count('graphql');
+    gitlab.failWith(503);
+    try {
+      await sshTry(ports.ssh, WS_NAME, pat2);
+    } finally {
+      gitlab.failWith(null);
+    }
+    assert.ok(gitlab.count('graphql') > calls, 'the proxy asked GitLab about the token while it was failing');
     for (const { token } of gitlab.graphqlLog) addSecret('token sent to GitLab GraphQL', token);
 
     checkProcess(p);
