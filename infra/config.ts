@@ -138,6 +138,10 @@ export const stackConfigSchema = z
     if (!c.image && !c.build) need('build', 'no prebuilt image is set (set build.repository, or image)');
     if (c.image && c.build) ctx.addIssue({ code: 'custom', path: ['image'], message: 'set either image or build, not both' });
     if (c.build?.username && !c.registryPassword) need('registryPassword', 'build.username is set (secret)');
+    // SSH has its own load balancer: one name for both would need two DNS records with two targets.
+    if (c.ssh.enabled && c.ssh.host === c.proxyDomain) {
+      ctx.addIssue({ code: 'custom', path: ['ssh', 'host'], message: 'must differ from proxyDomain (SSH has its own load balancer)' });
+    }
     if (c.autoscaling.enabled && c.autoscaling.maxReplicas < c.replicas) {
       ctx.addIssue({ code: 'custom', path: ['autoscaling', 'maxReplicas'], message: 'must be at least replicas' });
     }

@@ -34,7 +34,7 @@ export interface StackOutputs {
   caCertificate: pulumi.Output<string> | null;
   dnsRecords: pulumi.Output<unknown>;
   dnsInstructions: pulumi.Output<string>;
-  verification: Record<string, string>;
+  verification: pulumi.Output<Record<string, string>>;
 }
 
 /** The `remote_development` block of the GitLab agent config (agent's config.yaml). */
@@ -187,14 +187,17 @@ export async function main(): Promise<StackOutputs> {
     caCertificate: certificates.caCertificate ?? null,
     dnsRecords: dns.records,
     dnsInstructions: dns.instructions,
-    verification: verificationChecks({
-      domain: cfg.proxyDomain,
-      namespace: cfg.namespace,
-      podSelector: workload.podSelector,
-      tlsMode: cfg.tls.mode,
-      acmeServer: cfg.tls.acme?.server,
-      stack: cfg.stack,
-      ssh: hostKey ? { host: cfg.sshHost, port: sshPort } : undefined,
-    }),
+    verification: config.secretName.apply((configSecret) =>
+      verificationChecks({
+        domain: cfg.proxyDomain,
+        namespace: cfg.namespace,
+        podSelector: workload.podSelector,
+        tlsMode: cfg.tls.mode,
+        acmeServer: cfg.tls.acme?.server,
+        stack: cfg.stack,
+        ssh: hostKey ? { host: cfg.sshHost, port: sshPort } : undefined,
+        configSecret,
+      }),
+    ),
   };
 }

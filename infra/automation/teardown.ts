@@ -118,15 +118,9 @@ export function parseCli(argv: string[]): CliOptions {
     strict: true,
   });
   const stacks = values.stack ?? [];
-  if (values.help || (stacks.length === 0 && !values.expired)) {
-    throw new UsageError(
-      'usage: npm run teardown -- (--stack <name> [--stack <name>...] | --expired) [--dry-run] [--remove] [--work-dir <dir>]\n' +
-        '  --stack     destroy these stacks\n' +
-        '  --expired   destroy every stack past its gitlab-workspaces:expires-at tag or ttl\n' +
-        '  --dry-run   only print what would be destroyed\n' +
-        '  --remove    also remove the stack (its history and config) after destroying it',
-    );
-  }
+  // --help is a request, not a mistake: usage on stdout and exit 0; no target at all is exit 2.
+  if (values.help) throw new UsageError(USAGE, 0);
+  if (stacks.length === 0 && !values.expired) throw new UsageError(USAGE);
   return {
     stacks,
     expired: values.expired,
@@ -136,7 +130,23 @@ export function parseCli(argv: string[]): CliOptions {
   };
 }
 
-export class UsageError extends Error {}
+const USAGE =
+  'usage: npm run teardown -- (--stack <name> [--stack <name>...] | --expired) [--dry-run] [--remove] [--work-dir <dir>]\n' +
+  '  --stack     destroy these stacks\n' +
+  '  --expired   destroy every stack past its gitlab-workspaces:expires-at tag or ttl\n' +
+  '  --dry-run   only print what would be destroyed\n' +
+  '  --remove    also remove the stack (its history and config) after destroying it';
+
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    /** Process exit code: 0 for --help, 2 for a usage mistake. */
+    readonly exitCode = 2,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const opts = parseCli(argv);
@@ -186,8 +196,12 @@ if (isMain) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {
-      console.error(e instanceof UsageError ? e.message : `teardown failed: ${(e as Error).message}`);
-      process.exit(e instanceof UsageError ? 2 : 1);
+      if (e instanceof UsageError) {
+        (e.exitCode === 0 ? console.log : console.error)(e.message);
+        process.exit(e.exitCode);
+      }
+      console.error(`teardown failed: ${(e as Error).message}`);
+      process.exit(1);
     },
   );
 }

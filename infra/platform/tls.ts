@@ -190,7 +190,8 @@ export class Certificates extends pulumi.ComponentResource {
     }
     this.proxyTlsSecretName = proxy;
     this.wildcardTlsSecretName = wild;
-    this.registerOutputs({ proxyTlsSecretName: proxy, wildcardTlsSecretName: wild, caCertificate: this.caCertificate });
+    // caCertificate only where it exists: an undefined output makes `pulumi up` print a warning.
+    this.registerOutputs({ proxyTlsSecretName: proxy, wildcardTlsSecretName: wild, ...(this.caCertificate ? { caCertificate: this.caCertificate } : {}) });
   }
 }
 

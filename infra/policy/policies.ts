@@ -132,7 +132,7 @@ export const resourcePolicies: ResourceValidationPolicy[] = [
   },
   {
     name: 'proxy-drains-gracefully',
-    description: `The proxy Deployment has liveness and readiness probes and terminationGracePeriodSeconds >= ${MIN_TERMINATION_GRACE_SECONDS} (its drain time).`,
+    description: `The proxy Deployment has liveness and readiness probes and terminationGracePeriodSeconds >= ${MIN_TERMINATION_GRACE_SECONDS} (its drain time) plus any preStop sleep.`,
     enforcementLevel: 'mandatory',
     validateResource: (args, report) => {
       if (args.type !== 'kubernetes:apps/v1:Deployment' || !isProxy(args.props)) return;
@@ -140,6 +140,11 @@ export const resourcePolicies: ResourceValidationPolicy[] = [
       const grace = pod.terminationGracePeriodSeconds ?? 30;
       if (grace < MIN_TERMINATION_GRACE_SECONDS) report(`terminationGracePeriodSeconds ${grace} is shorter than the proxy's drain`);
       for (const c of pod.containers ?? []) {
+        // A preStop pause runs before SIGTERM and is taken from the same grace period.
+        const pause = Number(c.lifecycle?.preStop?.sleep?.seconds ?? 0);
+        if (pause > 0 && grace < MIN_TERMINATION_GRACE_SECONDS + pause) {
+          report(`container "${c.name}": terminationGracePeriodSeconds ${grace} leaves less than ${MIN_TERMINATION_GRACE_SECONDS} s to drain after its ${pause} s preStop sleep`);
+        }
         if (!c.livenessProbe) report(`container "${c.name}": livenessProbe is required`);
         if (!c.readinessProbe) report(`container "${c.name}": readinessProbe is required`);
       }

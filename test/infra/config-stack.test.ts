@@ -34,6 +34,8 @@ const cases: Case[] = [
   { name: 'bad key algorithm', set: { [K('ssh')]: '{"keyAlgorithm":"DSA"}' }, expect: [/^\s*gitlab-workspaces:ssh\.keyAlgorithm: /m] },
   { name: 'autoscaling below replicas', set: { [K('replicas')]: '4', [K('autoscaling')]: '{"enabled":true,"maxReplicas":2}' }, expect: [/^\s*gitlab-workspaces:autoscaling\.maxReplicas: must be at least replicas$/m] },
   { name: 'bad resource quantity', set: { [K('resources')]: '{"requests":{"cpu":"lots"}}' }, expect: [/^\s*gitlab-workspaces:resources\.requests\.cpu: must be a Kubernetes quantity/m] },
+  // Its own load balancer: under the proxy's name, DNS would round-robin between the two LBs.
+  { name: 'ssh host equal to the proxy domain', set: { [K('ssh')]: '{"host":"workspaces.localdev.me"}' }, expect: [/^\s*gitlab-workspaces:ssh\.host: must differ from proxyDomain/m] },
   { name: 'secret set in plain text', plainSecrets: true, expect: [/^\s*gitlab-workspaces:oauthClientSecret: must be set as a secret/m] },
   { name: 'platform section (tls) validated too', set: { [K('tls')]: '{"mode":"acme"}' }, expect: [/^\s*gitlab-workspaces:tls\.acme: required when tls\.mode is acme/m, /^\s*gitlab-workspaces:cloudflareApiToken: required/m] },
   { name: 'several problems reported together', drop: [K('proxyDomain'), K('gitlabUrl')], set: { [K('replicas')]: '-1' }, expect: [/proxyDomain: required/, /gitlabUrl: required/, /replicas: /] },

@@ -66,6 +66,13 @@ describe('.gitlab-ci.yml', () => {
     assert.match(env.name, /\$CI_MERGE_REQUEST_IID/);
     const scriptText = review.script.join('\n');
     assert.match(scriptText, /pulumi stack select --create "\$REVIEW_STACK"/);
+    // The stack file is written first: creating the stack adds its secrets-provider settings
+    // (encryptionsalt with a passphrase backend) to that file, and overwriting it afterwards would
+    // drop them.
+    const write = review.script.findIndex((l) => l.includes('cat > "Pulumi.$REVIEW_STACK.yaml"'));
+    const select = review.script.findIndex((l) => l.includes('pulumi stack select --create'));
+    assert.ok(write >= 0 && select > write, 'stack file written before the stack is created/selected');
+    assert.ok(!review.script.slice(select).some((l) => /cat >|> *"?Pulumi\./.test(l)), 'nothing rewrites the stack file after');
     assert.match(scriptText, /pulumi up --yes/);
     assert.ok(scriptText.includes(`pulumi stack tag set ${EXPIRES_AT_TAG} `), 'the sweep can find the stack without its config file');
     // The seed's verification: 400 until a workspace exists.

@@ -91,6 +91,11 @@ describe('verification checks (the seed tutorial last section, per stack)', () =
     assert.match(v.logs ?? '', /^kubectl -n gitlab-workspaces logs -f -l app\.kubernetes\.io\/name=gitlab-workspaces-proxy /);
     assert.equal(v.certificates, undefined);
     assert.equal(v.ssh, undefined);
+    assert.equal(v.config, undefined, 'no config check without the Secret name');
+    assert.match(
+      verificationChecks({ ...base, tlsMode: 'self-signed', configSecret: 'proxy-config-1a2b' }).config ?? '',
+      /^kubectl -n gitlab-workspaces get secret proxy-config-1a2b -o go-template='\{\{index \.data "config\.yaml"\}\}' \| base64 -d /,
+    );
   });
 
   it('acme staging needs --insecure; production does not; ssh when enabled', () => {

@@ -203,5 +203,16 @@ describe('shipped stacks differ where they should', () => {
     assert.equal((r.find(SERVICE, 'controller-lb').inputs.spec as any).externalTrafficPolicy, 'Local');
     // DNS records are cheap to recreate and must go before the LB on destroy: never protected.
     for (const rec of r.ofType(RECORD)) assert.equal(rec.options.protect, false);
+    // Exactly what hurts to lose (docs/platform.md "Tear down"), nothing else.
+    assert.deepEqual(
+      r.resources.filter((x) => x.options.protect).map((x) => `${x.type}/${x.name}`).sort(),
+      [
+        `${RELEASE}/controller-traefik`,
+        `${RELEASE}/tls-cert-manager`,
+        `${SERVICE}/controller-lb`,
+        'tls:index/privateKey:PrivateKey/ssh-host-key',
+      ].sort(),
+    );
+    assert.ok(r.resources.every((x) => !x.options.retainOnDelete), 'nothing outlives the stack silently');
   });
 });

@@ -138,7 +138,20 @@ describe('each policy catches what it is about', () => {
   it('proxy-drains-gracefully', async () => {
     const p = policy('proxy-drains-gracefully');
     const v = await violationsOf(p, deployment, mutate((d) => { d.spec.template.spec.terminationGracePeriodSeconds = 10; delete container(d).readinessProbe; }));
-    assert.equal(v.length, 2);
+    // The drain floor, the missing probe, and (the program's 5 s preStop sleep) the pause on top.
+    assert.equal(v.length, 3);
+    for (const re of [/shorter than the proxy's drain/, /readinessProbe is required/, /after its 5 s preStop sleep/]) assert.match(v.join('\n'), re);
+    // A preStop pause is spent before SIGTERM, out of the same grace period.
+    const short = await violationsOf(p, deployment, mutate((d) => {
+      d.spec.template.spec.terminationGracePeriodSeconds = 32;
+      container(d).lifecycle = { preStop: { sleep: { seconds: 5 } } };
+    }));
+    assert.match(short.join(), /preStop/);
+    const enough = await violationsOf(p, deployment, mutate((d) => {
+      d.spec.template.spec.terminationGracePeriodSeconds = 35;
+      container(d).lifecycle = { preStop: { sleep: { seconds: 5 } } };
+    }));
+    assert.deepEqual(enough, []);
   });
 
   it('rbac-least-privilege', async () => {

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../support/stack-fixtures';
+import { PROXY_UID } from '../../infra/components/workload';
 
 const dockerfile = readFileSync(path.join(REPO_ROOT, 'proxy-image', 'Dockerfile'), 'utf8');
 // Instructions with continuation lines joined.
@@ -44,6 +45,8 @@ describe('proxy-image/Dockerfile', () => {
     assert.ok(major >= 24 && major % 2 === 0, `node ${major} is an LTS line`);
     const user = final.filter((l) => /^USER /.test(l)).at(-1);
     assert.match(user ?? '', /^USER [1-9]\d*:[1-9]\d*$/);
+    // The Deployment runs the same UID/GID (and gives the config file to that group).
+    assert.equal(user, `USER ${PROXY_UID}:${PROXY_UID}`);
   });
 
   it('starts as the upstream image does and keeps config out of the image', () => {

@@ -29,6 +29,9 @@ const T = {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests are navigated field by field
 type Obj = Record<string, any>;
 
+/** The SSH load balancer port a stack file asks for (default 22). */
+const sshPort = (file: Obj): number => Number(((file['gitlab-workspaces:ssh'] ?? {}) as Obj).servicePort ?? 22);
+
 function stackFile(stack: string): Obj {
   const doc = parse(readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as { config: Obj };
   return doc.config;
@@ -98,7 +101,15 @@ for (const stack of STACKS) {
       assert.equal(pod.securityContext.runAsNonRoot, true);
       assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
       assert.ok(pod.securityContext.runAsUser > 0);
-      assert.equal(pod.terminationGracePeriodSeconds, 30);
+      // Endpoint removal races SIGTERM: the pod keeps serving for a pre-stop pause while the
+      // controller drops it, then the proxy drains (up to 25 s, proxy-image/src/app.ts). The grace
+      // period covers both, or the kubelet kills in-flight streams.
+      const preStopSleep = pod.containers[0].lifecycle?.preStop?.sleep?.seconds;
+      assert.ok(preStopSleep >= 3 && preStopSleep <= 10, `preStop sleep ${preStopSleep}`);
+      const drainMs = /drainTimeoutMs \?\? ([\d_]+)/.exec(readFileSync(path.join(REPO_ROOT, 'proxy-image', 'src', 'app.ts'), 'utf8'))?.[1];
+      assert.ok(drainMs, "the proxy's default drain time is found in proxy-image/src/app.ts");
+      const drainSeconds = Number(drainMs.replace(/_/g, '')) / 1000;
+      assert.ok(pod.terminationGracePeriodSeconds >= preStopSleep + drainSeconds + 1, `grace ${pod.terminationGracePeriodSeconds}`);
       assert.equal(pod.automountServiceAccountToken, true, 'the proxy watches Services with its token');
       assert.equal(pod.containers.length, 1);
       const c = pod.containers[0];
@@ -157,13 +168,13 @@ for (const stack of STACKS) {
       assert.equal((run.find(T.deployment).inputs.spec as Obj).template.spec.serviceAccountName, 'gitlab-workspaces-proxy');
     });
 
-    it('exposes HTTP inside the cluster and SSH on port 22 of a load balancer', () => {
+    it('exposes HTTP inside the cluster and SSH on the stack\'s port of a load balancer', () => {
       const http = run.find(T.service, 'proxy-http').inputs.spec as Obj;
       assert.equal(http.type, 'ClusterIP');
       assert.deepEqual(http.ports.map((p: Obj) => [p.port, p.targetPort]), [[80, 'http']]);
       const ssh = run.find(T.service, 'proxy-ssh').inputs.spec as Obj;
       assert.equal(ssh.type, 'LoadBalancer');
-      assert.deepEqual(ssh.ports.map((p: Obj) => [p.port, p.targetPort]), [[22, 'ssh']]);
+      assert.deepEqual(ssh.ports.map((p: Obj) => [p.port, p.targetPort]), [[sshPort(file), 'ssh']]);
       const container = (run.find(T.deployment).inputs.spec as Obj).template.spec.containers[0];
       assert.equal(container.ports.find((p: Obj) => p.name === 'ssh').containerPort, 2222);
       assert.equal(container.ports.find((p: Obj) => p.name === 'http').containerPort, 9876);
@@ -175,6 +186,11 @@ for (const stack of STACKS) {
       const controllerNs = ((file['gitlab-workspaces:controller'] ?? {}) as Obj).namespace ?? 'traefik';
       const httpRule = spec.ingress.find((r: Obj) => r.ports.some((p: Obj) => p.port === 9876));
       assert.deepEqual(httpRule.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': controllerNs } } }]);
+      // The API server sets kubernetes.io/metadata.name to the name: the selector must name the
+      // namespace the controller's pods really run in (the one the program creates for Traefik).
+      const controllerNamespace = run.find(T.namespace, 'controller-ns');
+      assert.equal((controllerNamespace.state.metadata as Obj).name, controllerNs);
+      assert.equal((run.find('kubernetes:helm.sh/v3:Release', 'controller-traefik').inputs as Obj).namespace, controllerNs);
       const sshRule = spec.ingress.find((r: Obj) => r.ports.some((p: Obj) => p.port === 2222));
       assert.equal(sshRule.from, undefined, 'SSH from any source');
       assert.equal(spec.ingress.length, 2, 'no other ingress (metrics port stays closed)');
@@ -193,6 +209,8 @@ for (const stack of STACKS) {
       assert.deepEqual(ingress.tls.map((t: Obj) => t.hosts), [[domain], [`*.${domain}`]]);
       assert.deepEqual(ingress.tls.map((t: Obj) => t.secretName), ['gitlab-workspaces-proxy-tls', 'gitlab-workspaces-wildcard-tls']);
       assert.equal(ingress.ingressClassName, ((file['gitlab-workspaces:controller'] ?? {}) as Obj).ingressClassName ?? 'traefik');
+      // No controller-specific annotations (timeouts, buffering, rewrites) that could break WebSockets.
+      assert.equal((run.find(T.ingress).inputs.metadata as Obj).annotations, undefined);
       // Created after, and destroyed before, the controller and the TLS Secrets it relies on.
       const deps = run.find(T.ingress).dependencies;
       const controllerParts = run.resources.filter((r) => r.custom && run.parentOf(r)?.type === 'gitlab-workspaces:platform:IngressController');
@@ -241,7 +259,7 @@ for (const stack of STACKS) {
       assert.equal(key.options.protect, file['gitlab-workspaces:protect'] === true);
       assert.equal(run.find(T.bytes, 'signing-key').inputs.length, 32);
       assert.match(String(run.outputs.sshHostKeyFingerprint), /^SHA256:[A-Za-z0-9+/]{43}$/);
-      assert.match(String(run.outputs.sshEndpoint), /^ssh -p 22 <workspace-name>@ssh\./);
+      assert.ok(String(run.outputs.sshEndpoint).startsWith(`ssh -p ${sshPort(file)} <workspace-name>@ssh.`), String(run.outputs.sshEndpoint));
       assert.ok(String(run.outputs.sshEndpoint).includes(String(run.outputs.sshHostKeyFingerprint)));
     });
 
@@ -289,6 +307,9 @@ for (const stack of STACKS) {
       }
       const outputsText = JSON.stringify(run.outputs);
       for (const v of secretValues) assert.ok(!outputsText.includes(v.split('\n')[1] ?? v), 'a stack output carries a secret');
+      // Whatever generated it (SSH host key, TLS keys of the local CA), no private key is an output.
+      assert.doesNotMatch(outputsText, /PRIVATE KEY/);
+      assert.deepEqual([...run.secretOutputs], [], 'outputs are all public (nothing for `pulumi stack output` to hide)');
       // Labels and annotations never hold derived secret material either.
       for (const r of run.resources) {
         const meta = (r.inputs.metadata ?? {}) as Obj;
@@ -305,7 +326,18 @@ for (const stack of STACKS) {
       assert.equal(run.outputs.wildcardDomain, `*.${domain}`);
       assert.equal(run.outputs.loadBalancerAddress, '203.0.113.10');
       assert.equal(run.outputs.sshLoadBalancerAddress, '203.0.113.10');
-      assert.match(String(run.outputs.sshKnownHosts), new RegExp(`^ssh\\.${domain.replace(/\./g, '\\.')} ssh-(ed25519|rsa|ecdsa)`));
+      // What `ssh -p <port>` looks up in known_hosts: the bare name on 22, `[name]:port` otherwise.
+      const knownAs = sshPort(file) === 22 ? `ssh.${domain}` : `[ssh.${domain}]:${sshPort(file)}`;
+      assert.ok(String(run.outputs.sshKnownHosts).startsWith(`${knownAs} ssh-`), String(run.outputs.sshKnownHosts));
+      // The seed's final checks, adapted: including its look at the config Secret (by its real,
+      // generated name) and at the Ingress.
+      const verification = run.outputs.verification as Record<string, string>;
+      const secretName = (run.find(T.secret, 'proxy-config').state.metadata as Obj).name as string;
+      assert.equal(
+        verification.config,
+        `kubectl -n ${run.outputs.namespace} get secret ${secretName} -o go-template='{{index .data "config.yaml"}}' | base64 -d  # the proxy's config.yaml (prints secrets: mind your screen)`,
+      );
+      assert.match(verification.pods ?? '', /get pods,ingress/);
       const agent = parse(String(run.outputs.agentConfig)) as Obj;
       assert.deepEqual(agent, {
         remote_development: { enabled: true, dns_zone: domain, gitlab_workspaces_proxy: { namespace: run.outputs.namespace } },
@@ -315,6 +347,15 @@ for (const stack of STACKS) {
 }
 
 describe('stack variants', () => {
+  it('local: SSH on an unprivileged port that a k3d port mapping can expose as is, pinned in known_hosts', async () => {
+    const run = await runStack('local');
+    assert.equal(sshPort(stackFile('local')), 2222);
+    assert.match(String(run.outputs.sshEndpoint), /^ssh -p 2222 <workspace-name>@ssh\.workspaces\.localdev\.me /);
+    assert.match(String(run.outputs.sshKnownHosts), /^\[ssh\.workspaces\.localdev\.me\]:2222 ssh-ed25519 /);
+    // docs/platform.md's k3d command maps exactly that port.
+    assert.match(readFileSync(path.join(REPO_ROOT, 'docs', 'platform.md'), 'utf8'), /-p "2222:2222@loadbalancer"/);
+  });
+
   it('puts the SSH host key behind a non-default port in known_hosts and endpoint', async () => {
     const run = await runStack('local', { 'gitlab-workspaces:ssh': JSON.stringify({ servicePort: 2022, keyAlgorithm: 'RSA' }) });
     assert.match(String(run.outputs.sshKnownHosts), /^\[ssh\.workspaces\.localdev\.me\]:2022 ssh-rsa /);

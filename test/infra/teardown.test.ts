@@ -125,4 +125,17 @@ describe('teardown command line', () => {
     assert.equal(res.status, 2);
     assert.match(res.stderr, /usage: npm run teardown -- \(--stack <name>/);
   });
+
+  it('prints help on --help and exits 0, without needing the pulumi CLI', () => {
+    const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'infra', 'automation', 'teardown.ts'), '--help'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      // No pulumi on PATH: help must not reach the Automation API.
+      env: { ...process.env, PATH: path.dirname(process.execPath) },
+    });
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /usage: npm run teardown -- \(--stack <name>/);
+    assert.match(res.stdout, /--expired/);
+    assert.equal(res.stderr, '');
+  });
 });

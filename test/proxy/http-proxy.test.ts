@@ -158,6 +158,9 @@ describe('HTTP proxy', () => {
     assert.equal((await send(callback.url, { jar })).status, 400);
     // Replayed handoff in the same browser: single use (and the binding cookie is gone).
     assert.equal((await send(handoff.url, { jar })).status, 400);
+    // Single use even with the login's binding cookie still at hand.
+    const binding = hops[0]!.headers['set-cookie']!.find((c) => c.startsWith('wsp-login='))!.split(';')[0]!;
+    assert.equal((await send(handoff.url, { headers: { cookie: binding } })).status, 400);
     // A handoff for this login opened in another browser that has its own binding cookie.
     const other = new CookieJar();
     await send(h.url(h.hostA, '/'), { jar: other });

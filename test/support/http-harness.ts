@@ -3,12 +3,12 @@
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Agent } from 'node:http';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfigObject, type ProxyConfig, type ProxyConfigInput } from '../../proxy-image/src/config';
 import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
 import { createOidc } from '../../proxy-image/src/auth/oidc';
-import { createSessionRegistry } from '../../proxy-image/src/sessions';
+import { createSessionRegistry, shareRefreshes } from '../../proxy-image/src/sessions';
 import { createHttpProxy, type HttpProxy } from '../../proxy-image/src/http';
 import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
@@ -48,7 +48,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendAgent?: Agent } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendAgent?: Agent; logger?: Logger } = {},
+): Promise<Harness> {
   const gitlab = await startGitLabStandIn();
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
   const bob = gitlab.addUser({ username: 'bob', password: 'bob-password' });
@@ -77,10 +79,11 @@ export async function startHarness(opts: { auth?: Partial<ProxyConfigInput['auth
     },
     log_level: 'silent',
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const registry = new Registry();
   const gitlabApi = createGitLabApi({ baseUrl: config.auth.host, logger });
-  const oidc = createOidc({ config, logger });
+  // As app.ts: one refresh per refresh token for cookies and open connections alike.
+  const oidc = shareRefreshes(createOidc({ config, logger }));
   const dir = opts.directory ?? directory;
   const sessions = createSessionRegistry({ config, directory: dir, gitlab: gitlabApi, refresher: oidc, logger, registry });
   const proxy = createHttpProxy({ config, directory: dir, gitlab: gitlabApi, oidc, sessions, registry, logger, backendAgent: opts.backendAgent });

@@ -3,7 +3,7 @@
 // so every replica can re-check it with GitLab; it is bound to the host, the Service uid and the workspace
 // id, so a cookie for workspace A never opens workspace B, nor a re-created Service with another id.
 import type { Logger } from 'pino';
-import type { GitLabApi } from './gitlab-api';
+import type { GitLabApi, OwnershipResult } from './gitlab-api';
 import type { Sealer } from './crypto';
 import type { TokenRefresher } from '../sessions/types';
 import type { Route } from '../discovery/types';
@@ -86,6 +86,7 @@ export interface AccessControl {
 
 export interface AccessControlOptions {
   gitlab: GitLabApi;
+  /** Must share refreshes of one refresh token (shareRefreshes), as app.ts wires it. */
   refresher: TokenRefresher;
   sealer: Sealer;
   logger: Logger;
@@ -113,7 +114,7 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
   // CONTRACT §6 gives open connections a grace of 3 intervals when GitLab is down; requests get the same.
   const graceMs = 3 * positiveTtl;
   const verdicts = new Map<string, Verdict>();
-  const refreshing = new Map<string, Promise<SessionData | undefined>>();
+  const asking = new Map<string, Promise<OwnershipResult>>();
 
   // The HMAC of a token is memoised per token string (bounded): hot paths reuse the same few tokens.
   const fingerprints = new Map<string, string>();
@@ -143,24 +144,29 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
     });
   }
 
-  /** Single flight per refresh token: GitLab rotates refresh tokens, so two concurrent refreshes would log the user out. */
+  /**
+   * The refresher is shared process-wide (sessions/shared-refresher.ts, wired in app.ts): concurrent and
+   * repeated refreshes of one refresh token already share one grant there, because GitLab rotates refresh
+   * tokens and a second grant would be refused. So no memory of refreshes is kept here.
+   */
   function refresh(s: SessionData): Promise<SessionData | undefined> {
     const rt = s.rt;
     if (!rt) return Promise.resolve(undefined);
-    const k = opts.sealer.fingerprint(rt);
-    let p = refreshing.get(k);
+    return opts.refresher.refresh(rt).then(
+      (t): SessionData | undefined => ({ ...s, at: t.accessToken, rt: t.refreshToken ?? rt, ate: t.expiresAt }),
+      (err: unknown) => {
+        opts.logger.info({ err: (err as Error).message }, 'GitLab token refresh failed');
+        return undefined;
+      },
+    );
+  }
+
+  /** One GitLab call per token and workspace at a time: a page load after the verdict expired asks once. */
+  function ask(k: string, token: string, workspaceId: string): Promise<OwnershipResult> {
+    let p = asking.get(k);
     if (!p) {
-      p = opts.refresher
-        .refresh(rt)
-        .then(
-          (t): SessionData | undefined => ({ ...s, at: t.accessToken, rt: t.refreshToken ?? rt, ate: t.expiresAt }),
-          (err: unknown) => {
-            opts.logger.info({ err: (err as Error).message }, 'GitLab token refresh failed');
-            return undefined;
-          },
-        )
-        .finally(() => setTimeout(() => refreshing.delete(k), 10_000).unref());
-      refreshing.set(k, p);
+      p = opts.gitlab.checkOwnership(token, workspaceId).finally(() => asking.delete(k));
+      asking.set(k, p);
     }
     return p;
   }
@@ -170,7 +176,7 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
     const cached = verdicts.get(k);
     const t = now();
     if (cached && cached.freshUntil > t) return cached.owner ? { kind: 'allow', session: s, renewed } : { kind: 'forbidden' };
-    const result = await opts.gitlab.checkOwnership(s.at, s.w);
+    const result = await ask(k, s.at, s.w);
     switch (result.kind) {
       case 'owner':
         store(k, true);

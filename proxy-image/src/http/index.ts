@@ -20,6 +20,7 @@ import { isInternalHost, parseHost, type ParsedHost } from './host';
 import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { messages, rejectUpgrade, sendPage, sendText } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
+import { createLogGate } from './log-limit';
 
 export interface HttpProxyDeps {
   config: ProxyConfig;
@@ -47,6 +48,50 @@ export interface HttpProxy {
 const SET_COOKIE = Symbol('wsp-set-cookie');
 type Tagged = IncomingMessage & { [SET_COOKIE]?: string };
 
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/**
+ * Headers for one hop only (RFC 9110 §7.6.1), plus the client's proxy credentials, which are meant for a
+ * proxy and never for the workspace. `Authorization` is NOT among them: it belongs to the workspace's own
+ * apps (basic auth, Jupyter tokens); the proxy never puts a GitLab token there.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization'];
+/** Never removed even when a client lists them in `Connection`: routing and body framing depend on them. */
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
+
+/** Header names listed in a Connection header (lowercase). */
+function connectionTokens(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value.join(',') : value)
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '' && !PROTECTED.has(t));
+}
+
+/**
+ * Absolute-form request targets (`GET http://host/path`, legal in HTTP/1.1) are reduced to origin form when
+ * they name the Host header's authority, so routing, reserved paths and the workspace all read one path.
+ * A target naming another authority is refused (false): the proxy routes by Host and never guesses.
+ */
+export function toOriginForm(req: IncomingMessage, host: ParsedHost, protocol: 'http' | 'https'): boolean {
+  const url = req.url ?? '/';
+  if (url.startsWith('/') || url === '*') return true;
+  const m = /^(https?):\/\/([^/?#]*)/i.exec(url);
+  if (!m) return false;
+  const target = parseHost(m[2]);
+  if (target === undefined || target === 'invalid' || target.hostname !== host.hostname) return false;
+  const portOf = (a: ParsedHost, scheme: string) => /:(\d+)$/.exec(a.authority)?.[1] ?? (scheme === 'https' ? '443' : '80');
+  if (portOf(target, m[1]!.toLowerCase()) !== portOf(host, protocol)) return false;
+  const rest = url.slice(m[0].length);
+  req.url = rest.startsWith('/') ? rest : `/${rest}`;
+  return true;
+}
+
+/** The path of a request URL without its query, bounded, for logs (queries may carry tokens). */
+function logPath(url: string | undefined): string {
+  const path = (url ?? '').split('?')[0]!;
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
 export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const { config, directory, logger } = deps;
   const secure = config.auth.protocol === 'https';
@@ -61,7 +106,10 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     logger,
     reauthorizeIntervalSeconds: config.auth.reauthorize_interval,
   });
-  const login = createLoginFlow({ config, oidc: deps.oidc, gitlab: deps.gitlab, directory, sealer, access, names, metrics, logger });
+  const login = createLoginFlow({
+    config, oidc: deps.oidc, gitlab: deps.gitlab, directory, sealer, access, names, metrics, logger,
+    hasSession: (req, route) => sessionOf(req, route).session !== undefined,
+  });
   const internal = createInternalHandler({ config, directory, registry: deps.registry, logger });
   const connectTimeoutMs = deps.connectTimeoutMs ?? 10_000;
   const agent = deps.backendAgent ?? new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
@@ -70,6 +118,18 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   /** Upgrades still being authorized or connected: cut on shutdown so they cannot hold it up. */
   const pendingUpgrades = new Set<Duplex>();
   let stopping = false;
+  // A scanner trying hostnames must not flood the logs: a few lines a minute, the rest counted.
+  const unknownHostGate = createLogGate({ max: 5, windowMs: 60_000 });
+
+  function logUnknownHost(host: ParsedHost): void {
+    const gate = unknownHostGate();
+    if (!gate.allowed) return;
+    // The hostname passed parseHost (letters, digits, dots, dashes only), so it is safe to log as is.
+    logger.info(
+      { host: host.hostname, ...(gate.suppressed ? { suppressed: gate.suppressed } : {}) },
+      'could not find upstream workspace: no workspace serves this host',
+    );
+  }
 
   const proxy = createProxyServer({
     agent,
@@ -78,6 +138,15 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     proxyTimeout: 0, // no idle limit: SSE and long polls may be silent for minutes
   });
   proxy.on('proxyRes', (proxyRes, req, res) => {
+    // Connection management is per hop: the workspace's keep-alive terms (and anything it lists in
+    // Connection) are not the browser's. The browser's own `Connection: close`, or a draining shutdown,
+    // closes its connection after this response.
+    for (const name of connectionTokens(proxyRes.headers.connection)) delete proxyRes.headers[name];
+    delete proxyRes.headers['proxy-connection'];
+    const keepAlive = 'shouldKeepAlive' in res && res.shouldKeepAlive && !stopping;
+    proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
+    if (keepAlive) proxyRes.headers['keep-alive'] = `timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`;
+    else delete proxyRes.headers['keep-alive'];
     // A workspace that dies mid-response must not leave the browser waiting for the rest forever:
     // http-proxy-3 does not propagate the backend's abort, so the client connection is cut too.
     proxyRes.once('close', () => {
@@ -87,24 +156,23 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     const extra = (req as Tagged)[SET_COOKIE];
     if (extra) proxyRes.headers['set-cookie'] = [...(proxyRes.headers['set-cookie'] ?? []), extra];
   });
-  proxy.on('error', (err, _req, res) => {
-    if ('writeHead' in res) sendBackendError(res, err);
+  proxy.on('error', (err, req, res) => {
+    if ('writeHead' in res) sendBackendError(res, err, (req as Tagged)[SET_COOKIE]);
     else res.destroy();
   });
 
-  function sendBackendError(res: ServerResponse, err: Error): void {
+  /** `renewed`: a refreshed session cookie, kept even on error pages (GitLab has already rotated the old refresh token). */
+  function sendBackendError(res: ServerResponse, err: Error, renewed?: string): void {
     logger.info({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'workspace backend not reachable');
-    sendPage(res, 502, 'Workspace not reachable', 'The workspace did not answer. It may be stopped, starting or restarting; try again shortly.');
+    sendPage(res, 502, 'Workspace not reachable', 'The workspace did not answer. It may be stopped, starting or restarting; try again shortly.', renewed ? { 'set-cookie': renewed } : {});
   }
 
   /** Request headers as the workspace sees them: proxy cookies removed, forwarding headers set. */
   function prepareHeaders(req: IncomingMessage, upgrade = false): void {
-    if (!upgrade) {
-      // Hop-by-hop: the backend connection is the agent's to keep alive, whatever the client asked.
-      delete req.headers.connection;
-      delete req.headers['keep-alive'];
-      delete req.headers['proxy-connection'];
-    }
+    // Hop-by-hop: the backend connection is the agent's to keep alive, whatever the client asked. For
+    // WebSockets, `ws` rebuilds Connection and Upgrade for the backend hop (websocket.ts).
+    for (const name of connectionTokens(req.headers.connection)) if (!(upgrade && name === 'upgrade')) delete req.headers[name];
+    for (const name of HOP_BY_HOP) if (!(upgrade && (name === 'connection' || name === 'upgrade'))) delete req.headers[name];
     const cookie = stripProxyCookies(req.headers.cookie, names);
     if (cookie === undefined) delete req.headers.cookie;
     else req.headers.cookie = cookie;
@@ -113,6 +181,9 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     req.headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
     req.headers['x-forwarded-proto'] = config.auth.protocol;
     req.headers['x-forwarded-host'] = req.headers.host ?? '';
+    // The port the browser used (from Host, else the protocol's default), never a client-supplied value.
+    const port = /:(\d+)$/.exec(req.headers.host ?? '')?.[1];
+    req.headers['x-forwarded-port'] = port ?? (config.auth.protocol === 'https' ? '443' : '80');
   }
 
   function needsLogin(req: IncomingMessage, res: ServerResponse, host: ParsedHost, staleCookie: boolean): void {
@@ -138,14 +209,34 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    res.once('close', () => metrics.request(res.statusCode, (performance.now() - started) / 1000));
-    if (stopping) res.setHeader('connection', 'close');
     const host = hostOf(req);
+    res.once('close', () => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.request(res.statusCode, seconds);
+      // Per-request line for debugging: no query (tokens ride there), no headers, no cookies.
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug(
+          {
+            method: req.method,
+            host: typeof host === 'object' ? host.authority : host,
+            path: logPath(req.url),
+            status: res.statusCode,
+            durationMs: Math.round(seconds * 10_000) / 10,
+          },
+          'request',
+        );
+      }
+    });
+    if (stopping) res.setHeader('connection', 'close');
     if (host === 'invalid') return sendText(res, 400, 'bad Host header\n');
     if (host === undefined || isInternalHost(host)) return internal(req, res);
+    if (!toOriginForm(req, host, config.auth.protocol)) return sendText(res, 400, 'request target names another host\n');
     if (login.isProxyDomain(host)) return login.handleProxyDomain(req, res);
     const route = directory.routeForHost(host.hostname);
-    if (!route) return sendText(res, 400, `${messages.unknownHost}\n`);
+    if (!route) {
+      logUnknownHost(host);
+      return sendText(res, 400, `${messages.unknownHost}\n`);
+    }
     if (req.url?.startsWith(RESERVED_PREFIX)) return login.handleReserved(req, res, host);
 
     const { session, present } = sessionOf(req, route);
@@ -154,8 +245,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if (decision.kind === 'login') return needsLogin(req, res, host, true);
     if (decision.kind === 'forbidden') return forbidden(res);
     if (decision.kind === 'unavailable') return gitlabDown(res);
-    if (crossWorkspace(req, route)) return sendText(res, 403, 'request from another workspace refused\n');
     if (decision.renewed) (req as Tagged)[SET_COOKIE] = login.sessionCookie(decision.session);
+    if (crossWorkspace(req, route)) {
+      const renewed = (req as Tagged)[SET_COOKIE];
+      return sendText(res, 403, 'request from another workspace refused\n', renewed ? { 'set-cookie': renewed } : {});
+    }
     prepareHeaders(req);
     proxy.web(req, res, { target: { protocol: 'http:', host: route.target.host, port: route.target.port } });
   }
@@ -208,8 +302,12 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if (host === undefined || host === 'invalid' || isInternalHost(host) || login.isProxyDomain(host)) {
       return rejectUpgrade(socket, 400, 'bad Host header');
     }
+    if (!toOriginForm(req, host, config.auth.protocol)) return rejectUpgrade(socket, 400, 'request target names another host');
     const route = directory.routeForHost(host.hostname);
-    if (!route) return rejectUpgrade(socket, 400, messages.unknownHost);
+    if (!route) {
+      logUnknownHost(host);
+      return rejectUpgrade(socket, 400, messages.unknownHost);
+    }
     if (stopping) return rejectUpgrade(socket, 503, 'proxy is shutting down');
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.url?.startsWith(RESERVED_PREFIX)) {
       return rejectUpgrade(socket, 400, 'only WebSocket upgrades are proxied');
@@ -233,6 +331,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       extraResponseHeaders: decision.renewed ? [`Set-Cookie: ${login.sessionCookie(decision.session)}`] : [],
     });
     if (!relay) return;
+    logger.debug({ host: host.authority, path: logPath(req.url) }, 'websocket opened');
     track(relay, route, decision.session);
   }
 
@@ -250,6 +349,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     });
     if (stopping) relay.close('shutdown');
     void relay.closed.then(() => {
+      logger.debug({ host: route.host }, 'websocket closed');
       openRelays.delete(relay);
       metrics.websocketClosed();
       untrack();
@@ -260,7 +360,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     {
       requestTimeout: 0, // uploads of any size and duration; slow headers are still cut by headersTimeout
       headersTimeout: 60_000,
-      keepAliveTimeout: 65_000, // longer than common load balancer idle timeouts, so they close first
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, // longer than common load balancer idle timeouts, so they close first
     },
     (req, res) => {
       onRequest(req, res).catch((err: unknown) => {

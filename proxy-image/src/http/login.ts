@@ -13,15 +13,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config';
-import type { WorkspaceDirectory } from '../discovery/types';
+import type { Route, WorkspaceDirectory } from '../discovery/types';
 import type { GitLabApi } from '../auth/gitlab-api';
 import { OidcError, type Oidc, type LoginChecks } from '../auth/oidc';
 import { randomToken, safeEqual, type Sealer } from '../auth/crypto';
-import { deleteCookie, parseCookies, serializeCookie, type CookieNames } from '../auth/cookies';
+import { cookieValues, deleteCookie, parseCookies, serializeCookie, type CookieNames } from '../auth/cookies';
 import { SESSION_LIFETIME_MS, sealSession, type AccessControl, type SessionData } from '../auth/session';
 import type { HttpMetrics } from './metrics';
 import type { ParsedHost } from './host';
-import { messages, sendPage, sendText } from './pages';
+import { closeIfBodyPending, messages, sendPage, sendText } from './pages';
 
 /** Paths the proxy answers itself on every workspace host. */
 export const RESERVED_PREFIX = '/.workspaces-proxy/';
@@ -48,6 +48,8 @@ export interface LoginDeps {
   names: CookieNames;
   metrics: HttpMetrics;
   logger: Logger;
+  /** Whether the request already carries a valid session for this route. */
+  hasSession(req: IncomingMessage, route: Route): boolean;
   now?: () => number;
 }
 
@@ -66,16 +68,26 @@ export interface LoginFlow {
 const noStore = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' };
 
 function redirect(res: ServerResponse, location: string, cookies: string[] = []): void {
-  res.writeHead(302, { location, ...noStore, 'content-length': 0, ...(cookies.length ? { 'set-cookie': cookies } : {}) });
+  res.writeHead(302, { location, ...noStore, 'content-length': 0, ...closeIfBodyPending(res), ...(cookies.length ? { 'set-cookie': cookies } : {}) });
   res.end();
 }
 
+/**
+ * Longest return path kept. The path travels sealed in the login-start and handoff URLs (base64, about
+ * 4/3 of its size plus the session); 4 KiB keeps those under the 8 KiB request line of common ingresses.
+ */
+export const MAX_RETURN_PATH = 4096;
+
 /** Path and query of the request, as a path on the same host (never scheme-relative). */
 export function returnPathOf(rawUrl: string | undefined): string {
-  if (!rawUrl || !rawUrl.startsWith('/') || rawUrl.length > 8192) return '/';
+  if (!rawUrl || !rawUrl.startsWith('/')) return '/';
   // `//evil.example/x` or `/\\evil.example` would read as another host: collapse leading slashes. The
   // redirect is an absolute URL on the same host anyway; this keeps the path meaning what was asked.
-  return `/${rawUrl.replace(/^[/\\]+/, '')}`;
+  const path = `/${rawUrl.replace(/^[/\\]+/, '')}`;
+  if (path.length <= MAX_RETURN_PATH) return path;
+  // Too long to carry through login: land on the same path without its query, or on / when even that is too long.
+  const bare = path.split('?')[0]!;
+  return bare.length <= MAX_RETURN_PATH ? bare : '/';
 }
 
 export function createLoginFlow(deps: LoginDeps): LoginFlow {
@@ -212,27 +224,33 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
   function handoff(req: IncomingMessage, res: ServerResponse, host: ParsedHost, url: URL): void {
     const clearLogin = deleteCookie(names.login, { secure });
     const h = sealer.open<HandoffToken>('handoff', url.searchParams.get('t') ?? '', now());
-    const binding = parseCookies(req.headers.cookie).get(names.login) ?? '';
     const route = h ? deps.directory.routeForHost(host.hostname) : undefined;
-    const valid =
+    // A genuine handoff for this host (sealed by us, unexpired, same workspace); whose browser it is comes next.
+    const genuine =
       h !== undefined &&
+      route !== undefined &&
       typeof h.h === 'string' &&
       h.h === host.authority &&
       typeof h.b === 'string' &&
-      BINDING.test(binding) &&
-      safeEqual(sealer.fingerprint(binding), h.b) &&
-      route !== undefined &&
-      h.s.u === route.workspace.uid &&
-      h.s.w === route.workspace.id &&
+      typeof h.p === 'string' &&
       typeof h.j === 'string' &&
-      markUsed(h.j);
-    if (!valid || !h) {
-      metrics.login('handoff_invalid');
-      return retryPage(res, 400, 'This sign-in link is invalid, expired, already used, or was opened in another browser.');
+      h.s.u === route.workspace.uid &&
+      h.s.w === route.workspace.id;
+    // Every binding value is tried: on http a sibling host can plant a zone-wide `wsp-login` in front of ours.
+    const bound = genuine && cookieValues(req.headers.cookie, names.login).some((b) => BINDING.test(b) && safeEqual(sealer.fingerprint(b), h.b));
+    if (genuine && bound && markUsed(h.j)) {
+      metrics.login('success');
+      logger.info({ workspace: route.workspace.name, user: h.s.sub }, 'login complete');
+      return redirect(res, workspaceUrl(host.authority, returnPathOf(h.p)), [sessionCookie(h.s), clearLogin]);
     }
-    metrics.login('success');
-    logger.info({ workspace: route?.workspace.name, user: h.s.sub }, 'login complete');
-    redirect(res, workspaceUrl(host.authority, returnPathOf(h.p)), [sessionCookie(h.s), clearLogin]);
+    if (genuine && !usedHandoffs.has(h.j) && deps.hasSession(req, route)) {
+      // Another tab of this browser finished its login first (and took the binding cookie with it): this
+      // browser is signed in already, so land on the page this tab asked for. Nothing is issued, and the
+      // handoff is not spent. A handoff that was already used stays refused, even here.
+      return redirect(res, workspaceUrl(host.authority, returnPathOf(h.p)));
+    }
+    metrics.login('handoff_invalid');
+    return retryPage(res, 400, 'This sign-in link is invalid, expired, already used, or was opened in another browser.');
   }
 
   function sessionCookie(s: SessionData): string {
@@ -242,9 +260,9 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
   return {
     isProxyDomain: (host) => host.hostname === proxyHostname,
     redirectToLogin(req, res, host, extraCookies = []) {
-      const existing = parseCookies(req.headers.cookie).get(names.login);
       // Reuse a binding set moments ago so two tabs logging in to the same host do not undo each other.
-      const binding = existing && BINDING.test(existing) ? existing : randomToken(24);
+      const existing = cookieValues(req.headers.cookie, names.login).find((b) => BINDING.test(b));
+      const binding = existing ?? randomToken(24);
       const start: StartToken = { h: host.authority, p: returnPathOf(req.url), b: sealer.fingerprint(binding) };
       const token = sealer.seal('login-start', start, now() + LOGIN_TTL_MS);
       const cookie = serializeCookie(names.login, binding, { secure, maxAge: LOGIN_TTL_MS / 1000 });

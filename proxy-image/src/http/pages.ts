@@ -6,6 +6,18 @@ import { STATUS_CODES } from 'node:http';
 const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 
+/**
+ * `Connection: close` when the request still has body bytes to come. The proxy answers these requests
+ * itself (refused, redirected, failed) and never reads the body; keeping the connection would let a client
+ * trickle a refused upload forever, since uploads have no time limit.
+ */
+export function closeIfBodyPending(res: ServerResponse): Record<string, string> {
+  const req = res.req;
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return hasBody && !req.complete ? { connection: 'close' } : {};
+}
+
 export function pageHtml(status: number, title: string, message: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -27,6 +39,7 @@ export function sendPage(res: ServerResponse, status: number, title: string, mes
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    ...closeIfBodyPending(res),
     ...headers,
   });
   res.end(res.req.method === 'HEAD' ? undefined : body);
@@ -41,6 +54,8 @@ export function sendText(res: ServerResponse, status: number, text: string, head
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...closeIfBodyPending(res),
     ...headers,
   });
   res.end(res.req.method === 'HEAD' ? undefined : text);
