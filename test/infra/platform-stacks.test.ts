@@ -203,7 +203,7 @@ describe('shipped stacks differ where they should', () => {
     assert.equal((r.find(SERVICE, 'controller-lb').inputs.spec as any).externalTrafficPolicy, 'Local');
     // DNS records are cheap to recreate and must go before the LB on destroy: never protected.
     for (const rec of r.ofType(RECORD)) assert.equal(rec.options.protect, false);
-    // Exactly what hurts to lose (docs/platform.md "Tear down"), nothing else.
+    // Exactly what hurts to lose (README "Tear down"), nothing else.
     assert.deepEqual(
       r.resources.filter((x) => x.options.protect).map((x) => `${x.type}/${x.name}`).sort(),
       [

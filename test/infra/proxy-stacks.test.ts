@@ -352,8 +352,8 @@ describe('stack variants', () => {
     assert.equal(sshPort(stackFile('local')), 2222);
     assert.match(String(run.outputs.sshEndpoint), /^ssh -p 2222 <workspace-name>@ssh\.workspaces\.localdev\.me /);
     assert.match(String(run.outputs.sshKnownHosts), /^\[ssh\.workspaces\.localdev\.me\]:2222 ssh-ed25519 /);
-    // docs/platform.md's k3d command maps exactly that port.
-    assert.match(readFileSync(path.join(REPO_ROOT, 'docs', 'platform.md'), 'utf8'), /-p "2222:2222@loadbalancer"/);
+    // The README's k3d command (Deploy → local) maps exactly that port.
+    assert.match(readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'), /-p "2222:2222@loadbalancer"/);
   });
 
   it('puts the SSH host key behind a non-default port in known_hosts and endpoint', async () => {
