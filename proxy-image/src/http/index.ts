@@ -21,6 +21,7 @@ import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { messages, rejectUpgrade, sendPage, sendText } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
 import { createLogGate } from './log-limit';
+import { listenOn } from '../net/listen';
 
 export interface HttpProxyDeps {
   config: ProxyConfig;
@@ -270,30 +271,26 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
    * origins outside the workspaces (IDE webviews, `null`) are left to the browser's own rules.
    */
   function crossWorkspace(req: IncomingMessage, route: Route): boolean {
-    const origin = req.headers.origin;
-    if (origin === undefined || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
-    let originHost: string;
-    try {
-      originHost = new URL(origin).host;
-    } catch {
-      return false;
-    }
-    const from = directory.routeForHost(originHost);
-    return from !== undefined && from.workspace.uid !== route.workspace.uid;
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
+    const from = originRoute(req.headers.origin);
+    return typeof from === 'object' && from.workspace.uid !== route.workspace.uid;
   }
 
   /** Browsers always send Origin on WebSockets; a page of another workspace (same site!) must not reach this one. */
   function originAllowed(req: IncomingMessage, route: Route): boolean {
-    const origin = req.headers.origin;
-    if (origin === undefined) return true; // not a browser: the cookie alone decides
-    let originHost: string;
+    if (req.headers.origin === undefined) return true; // not a browser: the cookie alone decides
+    const from = originRoute(req.headers.origin);
+    return typeof from === 'object' && from.workspace.uid === route.workspace.uid;
+  }
+
+  /** The workspace route an Origin header names: undefined when absent or not a workspace, 'invalid' when unparsable. */
+  function originRoute(origin: string | undefined): Route | undefined | 'invalid' {
+    if (origin === undefined) return undefined;
     try {
-      originHost = new URL(origin).host;
+      return directory.routeForHost(new URL(origin).host);
     } catch {
-      return false;
+      return 'invalid';
     }
-    const from = directory.routeForHost(originHost);
-    return from !== undefined && from.workspace.uid === route.workspace.uid;
   }
 
   async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -387,13 +384,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
 
   return {
     listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.removeListener('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
+      return listenOn(server, port, host);
     },
     async shutdown(drainTimeoutMs) {
       if (stopping) return;

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from '../config';
 import type { WorkspaceDirectory } from '../discovery/types';
+import { listenOn } from '../net/listen';
 
 export interface InternalDeps {
   config: ProxyConfig;
@@ -59,13 +60,7 @@ export function createInternalServer(deps: InternalDeps): InternalServer {
   server.keepAliveTimeout = 5_000;
   return {
     listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.removeListener('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
+      return listenOn(server, port, host);
     },
     shutdown() {
       return new Promise((resolve) => {

@@ -16,6 +16,7 @@ import { forwardConnection } from './forward';
 import { createSshMetrics } from './metrics';
 import { DISCONNECT_NO_MORE_AUTH_METHODS, disconnectWithMessage } from './ssh2-internals';
 import { writeNotice } from './splice';
+import { listenOn } from '../net/listen';
 
 /** How long a closing connection waits for the client to close its sessions before the disconnect. */
 const CLOSE_CHANNELS_WAIT_MS = 1_000;
@@ -296,13 +297,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
   return {
     listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
+      return listenOn(server, port, host);
     },
     async shutdown() {
       stopping = true;
