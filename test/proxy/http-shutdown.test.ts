@@ -2,13 +2,13 @@
 // streaming response finishes, open WebSockets get "going away", and the process exits 0.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { startStack, type Stack } from '../support/proxy-stack';
 import { browse, send, CookieJar } from '../support/http-harness';
+import { ensureBuilt } from '../support/spawn-proxy';
 
 const root = join(__dirname, '..', '..');
 const mainJs = join(root, 'proxy-image', 'dist', 'main.js');
@@ -18,7 +18,7 @@ let child: ChildProcess;
 let exited: Promise<number | null>;
 
 before(async () => {
-  if (!existsSync(mainJs)) execFileSync('npx', ['tsc', '-p', 'proxy-image/tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  ensureBuilt(); // never a stale dist/: this test is about the code as it is now
   stack = await startStack({ startInProcess: false });
   child = spawn(process.execPath, [mainJs, '-config', stack.configPath, '-kubeconfig', stack.kubeconfigPath], {
     env: { ...process.env, WORKSPACES_PROXY_LISTEN_HOST: '127.0.0.1' },

@@ -18,7 +18,7 @@ export interface InternalDeps {
 export type InternalHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
