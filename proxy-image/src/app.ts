@@ -52,23 +52,34 @@ export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
   const http = config.http.enabled ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }) }) : undefined;
   const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }) }) : undefined;
 
-  const addresses = {
-    internal: await internal.listen(config.http.internal_port, opts.listenHost),
-    http: await http?.listen(config.http.port, opts.listenHost),
-    ssh: await ssh?.listen(config.ssh.port, opts.listenHost),
-  };
+  /** Stops every part; long-lived connections are told "going away" first, then short requests get time to finish. */
+  async function stopParts(drainTimeoutMs: number): Promise<void> {
+    sessions.closeAll('shutdown');
+    await Promise.all([http?.shutdown(drainTimeoutMs), ssh?.shutdown(), internal.shutdown()]);
+    sessions.stop();
+    directory.stop();
+  }
+
+  let addresses: RunningProxy['addresses'];
+  try {
+    addresses = {
+      internal: await internal.listen(config.http.internal_port, opts.listenHost),
+      http: await http?.listen(config.http.port, opts.listenHost),
+      ssh: await ssh?.listen(config.ssh.port, opts.listenHost),
+    };
+  } catch (err) {
+    // A port that cannot be bound ends start-up; what already runs (the watch, other listeners) must not
+    // keep the process, or a test, alive.
+    await stopParts(0);
+    throw err;
+  }
   logger.info({ addresses }, 'proxy listening');
 
   let stopping: Promise<void> | undefined;
-  async function shutdown(): Promise<void> {
+  function shutdown(): Promise<void> {
     stopping ??= (async () => {
       logger.info('shutting down: no new connections, draining');
-      const drainTimeoutMs = opts.drainTimeoutMs ?? 25_000;
-      // Long-lived connections are told "going away" first, then short requests get time to finish.
-      sessions.closeAll('shutdown');
-      await Promise.all([http?.shutdown(drainTimeoutMs), ssh?.shutdown(), internal.shutdown()]);
-      sessions.stop();
-      directory.stop();
+      await stopParts(opts.drainTimeoutMs ?? 25_000);
       logger.info('shutdown complete');
     })();
     return stopping;

@@ -7,13 +7,17 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ssh2';
+import pino from 'pino';
+import { startProxy } from '../../proxy-image/src/app';
+import { parseConfigObject } from '../../proxy-image/src/config';
+import { loadKubeConfig } from '../../proxy-image/src/discovery/kubeconfig';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../support/kube-api-stand-in';
 import { writeKubeconfig } from '../support/kubeconfig';
-import { ensureBuilt, freePorts, runProxyToExit, spawnProxy, validConfig, type ConfigDoc, type LogLine, type SpawnOptions } from '../support/spawn-proxy';
+import { ensureBuilt, freePorts, runProxyToExit, spawnProxy, validConfig, type ConfigDoc, type LogLine, type Ports, type SpawnOptions } from '../support/spawn-proxy';
 
 let kube: KubeApiStandIn;
 let dir: string;
@@ -163,20 +167,48 @@ test('a kubeconfig that does not exist stops the process with a non-zero exit', 
   assert.match(r.stderr, /kubeconfig|ENOENT|no such file/i);
 });
 
-test('a listener port already in use stops the process with a non-zero exit (no half-started proxy)', async () => {
+/** Runs `body` with free ports whose http port is already taken by another listener. */
+async function withHttpPortTaken(body: (ports: Ports) => Promise<void>): Promise<void> {
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   try {
     const ports = await freePorts();
     ports.http = (blocker.address() as AddressInfo).port;
+    await body(ports);
+  } finally {
+    await new Promise((r) => blocker.close(r));
+  }
+}
+
+test('a listener port already in use stops the process with a non-zero exit (no half-started proxy)', () =>
+  withHttpPortTaken(async (ports) => {
     const r = await runProxyToExit({ config: validConfig({ ports }), kubeconfigPath });
     assert.equal(r.timedOut, false, 'the proxy must exit by itself');
     assert.ok(r.code !== 0 && r.code !== null, `exit code ${r.code}`);
     assert.match(r.stderr, /EADDRINUSE/);
-  } finally {
-    await new Promise((r) => blocker.close(r));
-  }
-});
+  }));
+
+test('in process, a port already in use rejects start-up and stops what had started (watch, other listeners)', () =>
+  withHttpPortTaken(async (ports) => {
+    const { config } = parseConfigObject(validConfig({ ports }));
+    const watchesBefore = kube.count('watch');
+    await assert.rejects(
+      startProxy({ config, kubeConfig: loadKubeConfig(kubeconfigPath), logger: pino({ level: 'silent' }), listenHost: '127.0.0.1' }),
+      /EADDRINUSE/,
+    );
+    // The internal listener had bound first: it is closed again.
+    await assert.rejects(new Promise<void>((resolve, reject) => {
+      const sock = connect(ports.internal, '127.0.0.1', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.on('error', reject);
+    }), /ECONNREFUSED/);
+    // Discovery was stopped: a list already in flight may still arrive, but no watch is opened after it.
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(kube.count('watch'), watchesBefore, 'no watch opened after start-up failed');
+    assert.equal(kube.openWatches(), 0);
+  }));
 
 test('unknown keys are logged as warnings naming the dotted key, and the proxy still starts', async () => {
   const config = validConfig({ ports: await freePorts() });

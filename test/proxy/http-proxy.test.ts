@@ -41,11 +41,14 @@ function raw(port: number, text: string): Promise<string> {
 describe('HTTP proxy', () => {
   let h: Harness;
   let aliceJar: CookieJar;
-  let stoppedJar: CookieJar;
+  let stoppedJar: CookieJar | undefined;
 
   before(async () => {
     h = await startHarness();
     aliceJar = (await loginAs(h, h.alice, h.url(h.hostA, '/'))).jar;
+    // A workspace whose backend port refuses connections (a stopped workspace).
+    h.directory.add({ name: 'stopped-ws', id: '44', routes: { 'stopped.workspaces.test': 1 } });
+    h.gitlab.setWorkspaceOwner(44, h.alice);
   });
   after(() => h.close());
 
@@ -132,6 +135,33 @@ describe('HTTP proxy', () => {
     assert.equal(jar.get(h.hostA, 'wsp-session'), undefined);
   });
 
+  test('a GitLab admin, who can see every workspace, is still not its owner: 403', async () => {
+    // GraphQL shows an admin the workspace with its real owner: only the id comparison keeps the admin out.
+    const root = h.gitlab.addUser({ username: 'root', password: 'root-password', admin: true });
+    const { final, jar } = await loginAs(h, root, h.url(h.hostA, '/'));
+    assert.equal(final.status, 403);
+    assert.match(final.body, /belongs to another user/);
+    assert.equal(jar.get(h.hostA, 'wsp-session'), undefined);
+  });
+
+  test("a callback carrying another browser's state is refused before its code is exchanged", async () => {
+    // The attacker's browser runs a login up to GitLab's redirect to the callback, and keeps that URL.
+    h.gitlab.autoLoginAs(h.bob);
+    const attacker = new CookieJar();
+    const { hops } = await browse(h.url(h.hostA, '/'), attacker, 3); // workspace → /auth/login → GitLab authorize
+    const callbackUrl = new URL(hops.at(-1)!.headers.location!, hops.at(-1)!.url).href;
+    assert.match(callbackUrl, /\/auth\/callback\?.*code=/);
+    // The victim's browser has a login of its own pending (its own state cookie on the proxy domain).
+    const victim = new CookieJar();
+    const start = await send(h.url(h.hostA, '/'), { jar: victim });
+    await send(start.headers.location!, { jar: victim });
+    assert.ok([...(victim.hosts.get(PROXY_DOMAIN)?.keys() ?? [])].some((n) => n.startsWith('wsp-oauth-')));
+    const grants = h.gitlab.count('token');
+    const planted = await send(callbackUrl, { jar: victim });
+    assert.equal(planted.status, 400);
+    assert.equal(h.gitlab.count('token'), grants, 'the code was not sent to GitLab');
+    assert.equal(victim.get(h.hostA, 'wsp-session'), undefined);
+  });
 
   test('without a session: other methods and WebSocket upgrades get 401 and are never proxied', async () => {
     const before = h.workspace.requests.length;
@@ -236,8 +266,6 @@ describe('HTTP proxy', () => {
   });
 
   test('backend refusing connections: 502 page saying the workspace is not reachable', async () => {
-    h.directory.add({ name: 'stopped-ws', id: '44', routes: { 'stopped.workspaces.test': 1 } });
-    h.gitlab.setWorkspaceOwner(44, h.alice);
     const { final, jar } = await loginAs(h, h.alice, h.url('stopped.workspaces.test', '/'));
     stoppedJar = jar;
     assert.equal(final.status, 502);
@@ -284,11 +312,14 @@ describe('HTTP proxy', () => {
     assert.equal(JSON.parse(up.body).bodyBytes, size);
   });
 
-  test('WebSocket: subprotocol negotiated end to end, echo works, close() sends code and reason', async () => {
-    const cookie = aliceJar.header(h.hostA)!;
+  test('WebSocket: subprotocol negotiated end to end, own cookies stripped, echo works, close() sends code and reason', async () => {
+    const cookie = `wsp-login=x; app=ws; wsp-session=${aliceJar.get(h.hostA, 'wsp-session')!}`;
     const { ws } = await wsOpen(h.url(h.hostA, '/echo'), { cookie, protocols: ['echo.v1', 'other'], origin: `http://${h.hostA}:${h.port}` });
     assert.ok(ws);
     assert.equal(ws.protocol, 'echo.v1');
+    const upgrade = h.workspace.upgrades.at(-1)!;
+    assert.equal(upgrade.headers.cookie, 'app=ws', 'the workspace sees its own cookie only');
+    assert.equal(upgrade.headers['x-forwarded-host'], `${h.hostA}:${h.port}`);
     const echoed = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
     ws.send('ping-1');
     assert.equal(await echoed, 'ping-1');
@@ -308,6 +339,7 @@ describe('HTTP proxy', () => {
     ws.send(big);
     assert.ok((await got).equals(big));
     ws.close(1000);
+    stoppedJar ??= (await loginAs(h, h.alice, h.url('stopped.workspaces.test', '/'))).jar; // when run alone
     const stopped = await wsOpen(h.url('stopped.workspaces.test', '/echo'), { cookie: stoppedJar.header('stopped.workspaces.test') });
     assert.equal(stopped.status, 502);
   });

@@ -123,7 +123,8 @@ describe('HTTP proxy review', () => {
     assert.equal(issued(stranger), false);
     const signedIn = await send(handoff, { jar: aliceJar });
     assert.equal(issued(signedIn), false);
-    if (signedIn.status === 302) assert.equal(signedIn.headers.location, h.url(h.hostA, '/mine'));
+    assert.equal(signedIn.status, 302);
+    assert.equal(signedIn.headers.location, h.url(h.hostA, '/mine'));
     const real = await send(handoff, { jar: victim });
     assert.equal(real.status, 302);
     assert.equal(issued(real), true);

@@ -25,20 +25,27 @@ before(async () => {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   exited = new Promise((r) => child.once('exit', (code) => r(code)));
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`http://127.0.0.1:${stack.internalPort}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) break;
+  await eventually('the spawned proxy to be ready', () =>
+    fetch(`http://127.0.0.1:${stack.internalPort}/readyz`).then((r) => r.status === 200, () => false));
+});
+
+/** Polls `check` every 50 ms; fails after `ms` instead of carrying on (or hanging) when it never holds. */
+async function eventually(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (child.exitCode !== null) throw new Error(`the proxy exited with ${child.exitCode} while waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-});
+}
 after(async () => {
-  if (child.exitCode === null) child.kill('SIGKILL');
-  await stack.close();
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await stack?.close();
 });
 
 test('SIGTERM lets an in-flight stream finish, closes WebSockets with 1001, and exits 0', async () => {
   const host = stack.addWorkspace('drain-ws', '7', stack.alice);
-  for (let i = 0; i < 100 && (await send(stack.url(host, '/'))).status === 400; i++) await new Promise((r) => setTimeout(r, 50));
+  await eventually(`discovery of ${host}`, async () => (await send(stack.url(host, '/'))).status !== 400);
   stack.gitlab.autoLoginAs(stack.alice);
   const jar = new CookieJar();
   const { final } = await browse(stack.url(host, '/'), jar);

@@ -151,7 +151,7 @@ test('a revoked token stops opening connections within auth.reauthorize_interval
     const closed = await open;
     assert.equal(closed.stdout, '');
     assert.notEqual(closed.code, 0);
-    assert.match(closed.stderr, /GitLab credential revoked or expired/);
+    assert.match(closed.stderr, /gitlab-workspaces-proxy: GitLab credential revoked or expired/);
   } finally {
     await quick.close();
   }

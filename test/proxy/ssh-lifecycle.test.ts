@@ -6,13 +6,13 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import pino from 'pino';
-import { utils as sshUtils } from 'ssh2';
+import { Client, utils as sshUtils } from 'ssh2';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseConfigObject } from '../../proxy-image/src/config';
 import { createSshProxy } from '../../proxy-image/src/ssh';
@@ -110,6 +110,34 @@ test('a workspace that accepts TCP but never speaks SSH: the user gets the messa
   }
 });
 
+test('a user who leaves while the workspace sshd is being joined leaves no workspace connection behind', { timeout: 30_000 }, async () => {
+  // A workspace that accepts TCP and never answers: the proxy's login to it stays pending (for a minute here).
+  let reached!: (s: Socket) => void;
+  const backendSocket = new Promise<Socket>((r) => (reached = r));
+  const silent = createServer((s) => reached(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const h = await startSshHarness({ backendPort: (silent.address() as AddressInfo).port, tuning: { backendTimeoutMs: 60_000 } });
+  const user = new Client();
+  try {
+    user.on('error', () => {});
+    user.connect({ host: '127.0.0.1', port: h.port, username: WORKSPACE, password: h.aliceToken });
+    const sock = await backendSocket;
+    const backendClosed = new Promise((r) => sock.once('close', r));
+    sock.on('error', () => {});
+    sock.resume(); // reading, so the proxy's hang-up is seen
+    user.destroy();
+    await backendClosed;
+    while (!h.logs().some((l) => l.msg === 'user left while the workspace sshd was being joined')) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(!h.logs().some((l) => l.msg === 'workspace sshd not reachable'), 'leaving is not a workspace failure');
+  } finally {
+    user.destroy();
+    await h.close();
+    await new Promise((r) => silent.close(r));
+  }
+});
+
 test('shutdown closes open SSH connections with "going away" and refuses new ones', async () => {
   const h = await startSshHarness();
   let closed = false;
@@ -124,7 +152,7 @@ test('shutdown closes open SSH connections with "going away" and refuses new one
     const r = await open;
     assert.equal(r.stdout, 'started\n');
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /proxy going away/);
+    assert.match(r.stderr, /gitlab-workspaces-proxy: proxy going away/);
     const after = await h.ssh({ tokens: [h.aliceToken], command: ['echo in'] });
     assert.equal(after.code, 255);
     assert.equal(after.stdout, '');
@@ -132,6 +160,53 @@ test('shutdown closes open SSH connections with "going away" and refuses new one
     if (!closed) h.sessions.closeAll('shutdown');
     await h.close();
   }
+});
+
+test('the close reason reaches stderr even while the workspace floods the session with output', async () => {
+  // Regression: stdout and stderr share one SSH window, and ssh2 closed the channel once queued stdout was
+  // out, dropping a notice queued behind it: under output the user saw no reason at all.
+  const h = await startSshHarness();
+  try {
+    for (let i = 0; i < 3; i += 1) {
+      const flooding = h.marker(`flood-${i}`);
+      const open = h.ssh({
+        tokens: [h.aliceToken],
+        command: [`(yes | head -c 300000000) & sleep 0.2; ${flooding.touch}; wait; sleep 30`],
+      });
+      await flooding.wait();
+      h.sessions.closeAll('not_owner');
+      const r = await open;
+      assert.notEqual(r.code, 0);
+      assert.ok(r.stdout.length > 0, 'output was flowing');
+      assert.match(r.stderr, /gitlab-workspaces-proxy: access to this workspace was revoked/, `round ${i}`);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+test('a client that connects and never speaks SSH is dropped after the login grace time and does not hold up shutdown', { timeout: 60_000 }, async () => {
+  const connectSilently = async (port: number): Promise<{ closed: Promise<void>; sock: Socket }> => {
+    const sock = netConnect({ host: '127.0.0.1', port });
+    sock.on('error', () => {});
+    sock.resume();
+    await new Promise((r) => sock.once('connect', r));
+    return { sock, closed: new Promise((r) => sock.once('close', () => r())) };
+  };
+  const quick = await startSshHarness({ tuning: { loginGraceMs: 200 } });
+  try {
+    const silent = await connectSilently(quick.port);
+    await silent.closed;
+    assert.ok(quick.logs().some((l) => /no identification within the login grace time/.test(String(l.msg))));
+  } finally {
+    await quick.close();
+  }
+  // With the default grace (a minute), shutdown itself drops such a client instead of waiting for it.
+  const h = await startSshHarness();
+  const silent = await connectSilently(h.port);
+  await h.close();
+  await silent.closed;
+  silent.sock.destroy();
 });
 
 test('a workspace Service deleted while connected closes the SSH session (real discovery)', async () => {
@@ -151,7 +226,7 @@ test('a workspace Service deleted while connected closes the SSH session (real d
     const r = await open;
     assert.equal(r.stdout, 'started\n');
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /workspace no longer available/);
+    assert.match(r.stderr, /gitlab-workspaces-proxy: workspace no longer available/);
     // And it cannot be reached any more.
     const again = await h.ssh({ tokens: [h.aliceToken], options: ['-o', 'NumberOfPasswordPrompts=1'], command: ['echo in'] });
     assert.equal(again.code, 255);

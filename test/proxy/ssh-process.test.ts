@@ -49,7 +49,7 @@ test('the proxy process serves SSH to a discovered workspace and says "going awa
     const closed = await session;
     assert.notEqual(closed.code, 0);
     assert.equal(closed.stdout, 'started\n');
-    assert.match(closed.stderr, /proxy going away/);
+    assert.match(closed.stderr, /gitlab-workspaces-proxy: proxy going away/);
     assert.ok(!proxy.stdout().includes(token), 'the token never reaches the log');
   } finally {
     await proxy.cleanup();

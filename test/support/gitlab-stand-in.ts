@@ -33,6 +33,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
+import { pickPort } from './ports';
 
 export interface GitLabUser {
   /** Numeric GitLab user id. */
@@ -255,7 +256,8 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   let delayMs = 0;
   let autoLoginUser: GitLabUser | null = null;
   let url = '';
-  let port = opts.port ?? 0;
+  // Outside the ephemeral range: stop() releases the port, and no listen(0) elsewhere may take it before start().
+  let port = opts.port ?? (await pickPort());
 
   function issue(user: GitLabUser, clientId: string, scopes: string[], lifetime = accessLifetime): IssuedTokens {
     const accessToken = secret('gloas-');

@@ -1,7 +1,6 @@
 // Starts the HTTP side of the proxy in-process against the GitLab stand-in and a sample workspace, plus a
 // small cookie-jar HTTP client that talks to `*.workspaces.test` hosts on loopback (no browser needed).
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import type { Agent } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -12,19 +11,16 @@ import { createSessionRegistry, shareRefreshes } from '../../proxy-image/src/ses
 import { createHttpProxy, type HttpProxy } from '../../proxy-image/src/http';
 import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
+import { pickPort } from './ports';
 import { createMemoryDirectory, type MemoryDirectory } from './memory-directory';
 import { startSampleWorkspace, type SampleWorkspace } from './sample-workspace';
 
 export const ZONE = 'workspaces.test';
 export const PROXY_DOMAIN = `auth.${ZONE}`;
 
-/** A free loopback port (bound then released): for configs whose schema does not allow port 0. */
+/** A free loopback port for configs whose schema does not allow port 0 (see ports.ts for why not listen(0)). */
 export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
+  return pickPort();
 }
 
 export interface Harness {

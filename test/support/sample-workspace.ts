@@ -9,6 +9,8 @@ export interface SampleWorkspace {
   server: Server;
   /** Requests seen, newest last (method, url, headers). */
   requests: { method: string; url: string; headers: IncomingMessage['headers'] }[];
+  /** WebSocket upgrades the workspace accepted, as it saw them (not counted in `requests`). */
+  upgrades: { url: string; headers: IncomingMessage['headers'] }[];
   close(): Promise<void>;
 }
 
@@ -103,7 +105,9 @@ export async function startSampleWorkspace(opts: { title?: string; port?: number
     server,
     handleProtocols: (protocols) => (protocols.has('echo.v1') ? 'echo.v1' : false),
   });
-  wss.on('connection', (ws) => {
+  const upgrades: SampleWorkspace['upgrades'] = [];
+  wss.on('connection', (ws, req) => {
+    upgrades.push({ url: req.url ?? '', headers: req.headers });
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
   await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', () => r()));
@@ -111,6 +115,7 @@ export async function startSampleWorkspace(opts: { title?: string; port?: number
     port: (server.address() as AddressInfo).port,
     server,
     requests,
+    upgrades,
     close: () =>
       new Promise<void>((r) => {
         for (const c of wss.clients) c.terminate();

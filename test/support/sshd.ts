@@ -10,9 +10,10 @@
 // password prompt takes the next token of the list, so "3 tries" can be driven with three wrong tokens.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, chownSync, rmSync, chmodSync, existsSync, readFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pickPort } from './ports';
 
 /** The local account the test sshd lets in with an empty password. */
 export const TEST_USER = 'gwp-ssh-test';
@@ -47,15 +48,9 @@ export function ensureTestUser(): TestUser {
   return user;
 }
 
+/** A free loopback port outside the kernel's ephemeral range (see ports.ts). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+  return pickPort();
 }
 
 /** Resolves once something on port answers with an SSH banner. */

@@ -1,5 +1,6 @@
 // Counts and times every authorization call the proxy makes to GitLab.
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { gitlabLatencyBuckets } from './metrics';
 import type { OwnershipResult } from '../auth/gitlab-api';
 
 export function gitlabCallMetrics(registry: Registry): (outcome: OwnershipResult['kind'], seconds: number) => void {
@@ -12,7 +13,7 @@ export function gitlabCallMetrics(registry: Registry): (outcome: OwnershipResult
   const latency = new Histogram({
     name: 'workspaces_proxy_gitlab_authz_duration_seconds',
     help: 'Latency of GitLab GraphQL ownership checks',
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: gitlabLatencyBuckets,
     registers: [registry],
   });
   return (outcome, seconds) => {

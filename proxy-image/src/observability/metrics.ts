@@ -6,3 +6,6 @@ export function createMetricsRegistry(): Registry {
   collectDefaultMetrics({ register: registry });
   return registry;
 }
+
+/** Histogram buckets (seconds) for calls to GitLab, from a fast cache-warm answer to a request timing out. */
+export const gitlabLatencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

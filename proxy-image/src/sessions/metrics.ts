@@ -1,5 +1,6 @@
 // Prometheus metrics of the session registry, registered on the registry passed in.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { gitlabLatencyBuckets } from '../observability/metrics';
 import type { CloseReason, TrackedConnection } from './types';
 
 export type ReauthOutcome = 'owner' | 'not_owner' | 'credential_invalid' | 'unavailable';
@@ -40,7 +41,7 @@ export function createSessionMetrics(
   const latency = new Histogram({
     name: 'workspaces_proxy_reauthorization_duration_seconds',
     help: 'Time to re-authorize one batch, token refresh included',
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: gitlabLatencyBuckets,
     registers: [registry],
   });
   const refreshes = new Counter({

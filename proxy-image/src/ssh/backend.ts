@@ -12,7 +12,7 @@ export interface BackendTarget {
 export class BackendError extends Error {
   constructor(
     message: string,
-    readonly kind: 'unreachable' | 'refused_login',
+    readonly kind: 'unreachable' | 'refused_login' | 'aborted',
   ) {
     super(message);
   }
@@ -23,6 +23,8 @@ export interface BackendOptions {
   timeoutMs: number;
   /** Keepalive towards the workspace sshd, so a vanished pod is noticed. */
   keepaliveIntervalMs: number;
+  /** Abandons the attempt (the user left while it ran): the half-made connection is ended at once. */
+  signal?: AbortSignal;
 }
 
 export function connectBackend(target: BackendTarget, opts: BackendOptions): Promise<Client> {
@@ -32,7 +34,9 @@ export function connectBackend(target: BackendTarget, opts: BackendOptions): Pro
     const fail = (err: BackendError): void => {
       if (settled) return;
       settled = true;
-      client.end();
+      // Nobody waits for an abandoned login: cut it rather than say goodbye.
+      if (err.kind === 'aborted') client.destroy();
+      else client.end();
       reject(err);
     };
     client.once('ready', () => {
@@ -48,6 +52,10 @@ export function connectBackend(target: BackendTarget, opts: BackendOptions): Pro
       }
     });
     client.once('close', () => fail(new BackendError('connection closed during login', 'unreachable')));
+    const abort = (): void => fail(new BackendError('abandoned: the user left', 'aborted'));
+    if (opts.signal?.aborted) return abort();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    client.once('close', () => opts.signal?.removeEventListener('abort', abort));
     try {
       client.connect({
         host: target.host,

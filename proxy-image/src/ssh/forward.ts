@@ -7,24 +7,31 @@
 import type {
   Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpConnectionDetails,
 } from 'ssh2';
-import { spliceChannels, writeNotice, type SpliceHooks } from './splice';
+import { endWithNotice, spliceChannels, writeNotice, type SpliceHooks, type StopOutput } from './splice';
 import { sendExit } from './ssh2-internals';
+
+/** A session channel (shell, exec, subsystem) the user has open. */
+export interface OpenSession {
+  /** Stops relaying the workspace's output, tells the user why on stderr, closes the channel; resolves once closed. */
+  closeWithNotice(text: string): Promise<void>;
+}
 
 export interface ForwardHooks {
   bytes: SpliceHooks['bytes'];
   debug(msg: string, extra?: Record<string, unknown>): void;
-  /** Open server-side session channels, so a close reason can be written to their stderr. */
-  sessionOpened(channel: ServerChannel): () => void;
+  /** Reports each session as it starts, so a close reason can reach its stderr; returns the call for its end. */
+  sessionOpened(session: OpenSession): () => void;
 }
+
+type Splice = (front: ServerChannel, back: ClientChannel) => StopOutput;
 
 type OpenBackChannel = (cb: (err: Error | undefined, channel: ClientChannel) => void) => void;
 
 /** Wires the user's connection to the backend connection. Call before accepting authentication. */
 export function forwardConnection(front: Connection, back: Client, hooks: ForwardHooks): void {
-  const splice = (f: ServerChannel, b: ClientChannel, done?: () => void): void =>
+  const splice: Splice = (f, b) =>
     spliceChannels(f, b, {
       bytes: hooks.bytes,
-      done,
       debug: (msg, err) => hooks.debug(msg, { err: (err as Error | undefined)?.message }),
     });
 
@@ -46,6 +53,7 @@ export function forwardConnection(front: Connection, back: Client, hooks: Forwar
         splice(accept(), channel);
       });
     } catch {
+      // ssh2 throws when the workspace connection is already gone.
       reject();
     }
   });
@@ -88,7 +96,7 @@ function handleSession(
   session: Session,
   back: Client,
   hooks: ForwardHooks,
-  splice: (f: ServerChannel, b: ClientChannel, done?: () => void) => void,
+  splice: Splice,
 ): void {
   // Requests that come before shell/exec/subsystem are remembered and sent with it: ssh2's client opens
   // the workspace channel and sends them in one go.
@@ -128,32 +136,42 @@ function handleSession(
     started = true;
     front.on('error', (err: Error) => hooks.debug('client channel error', { err: err.message }));
     front.stderr.on('error', () => {});
-    const untrack = hooks.sessionOpened(front);
-    let frontClosed = false;
+    let stopOutput: StopOutput | undefined;
+    /** Set once the channel is closed or the proxy is closing it: a late workspace channel is not joined. */
+    let ending = false;
+    const untrack = hooks.sessionOpened({
+      closeWithNotice(text) {
+        ending = true;
+        stopOutput?.();
+        return endWithNotice(front, text);
+      },
+    });
     front.once('close', () => {
-      frontClosed = true;
+      ending = true;
       untrack();
     });
+    const refuse = (text: string): void => {
+      writeNotice(front, text);
+      sendExit(front, { code: 255 });
+      front.end();
+    };
     try {
       open((err, channel) => {
         if (err) {
           hooks.debug('workspace refused the session request', { err: err.message });
-          writeNotice(front, `the workspace refused the request (${err.message})`);
-          sendExit(front, { code: 255 });
-          front.end();
+          refuse(`the workspace refused the request (${err.message})`);
           return;
         }
-        if (frontClosed) {
+        if (ending) {
           channel.close();
           return;
         }
         backChannel = channel;
-        splice(front, channel);
+        stopOutput = splice(front, channel);
       });
     } catch (err) {
-      writeNotice(front, `the workspace connection is gone (${(err as Error).message})`);
-      sendExit(front, { code: 255 });
-      front.end();
+      // ssh2 throws when the workspace connection is already gone.
+      refuse(`the workspace connection is gone (${(err as Error).message})`);
     }
   };
 

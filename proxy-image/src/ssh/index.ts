@@ -1,8 +1,8 @@
 // The SSH side of the proxy (CONTRACT §5): `ssh <workspace-name>@<proxy-host>` with a GitLab personal access
 // token as the password; once GitLab confirms the token's user owns that workspace, the connection is joined
 // to the workspace's own sshd and everything an IDE does over SSH is relayed.
-import type { AddressInfo } from 'node:net';
-import { Server, type Client, type Connection, type ServerChannel } from 'ssh2';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { Server, type Client, type Connection } from 'ssh2';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from '../config';
@@ -12,10 +12,11 @@ import { closeReasonText, type CloseReason, type SessionRegistry } from '../sess
 import { createAddressLimiter } from './address-limiter';
 import { createSshAuthorizer, type AuthDecision } from './authorize';
 import { BackendError, connectBackend } from './backend';
-import { forwardConnection } from './forward';
+import { forwardConnection, type OpenSession } from './forward';
 import { createSshMetrics } from './metrics';
-import { DISCONNECT_NO_MORE_AUTH_METHODS, disconnectWithMessage } from './ssh2-internals';
-import { writeNotice } from './splice';
+import {
+  DISCONNECT_NO_MORE_AUTH_METHODS, connectionWritable, destroyConnection, disconnectWithMessage, missingSsh2Internals,
+} from './ssh2-internals';
 import { listenOn } from '../net/listen';
 
 /** How long a closing connection waits for the client to close its sessions before the disconnect. */
@@ -74,6 +75,17 @@ export interface SshProxy {
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits for `p`, at most `ms`; true when `p` settled in time. The timer never outlives the wait. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function createSshProxy(deps: SshProxyDeps): SshProxy {
   const { config, logger } = deps;
   const tuning: SshTuning = { ...defaultSshTuning, ...deps.tuning };
@@ -85,6 +97,10 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
   let stopping = false;
 
   if (!config.ssh.host_key) throw new Error('ssh.host_key is required when ssh.enabled is true');
+  const missing = missingSsh2Internals();
+  if (missing.length > 0) {
+    logger.warn({ missing }, 'this ssh2 version lacks internals the proxy uses: disconnect reasons will not reach users');
+  }
   const server = new Server({
     // Already checked, and converted from PKCS#8 where needed, by the config parser.
     hostKeys: [config.ssh.host_key],
@@ -93,16 +109,46 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     keepaliveCountMax: 4,
   });
 
-  server.on('connection', (conn: Connection, info: { ip: string; port: number }) => {
+  // ssh2 reports a connection only once the client has sent its identification line; until then it sets no
+  // timer of its own. So the proxy accepts the TCP connections itself and hands them to ssh2: a client that
+  // connects and stays silent is dropped after the login grace time, and shutdown does not wait for it.
+  const silent = new Map<string, { socket: Socket; timer: NodeJS.Timeout }>();
+  const remoteKey = (ip: string | undefined, port: number | undefined): string => `${ip}:${port}`;
+  const listener = createServer((socket) => {
     if (stopping) {
-      // Accepted in the moment the listener was closing: no handshake yet, so just hang up.
+      socket.destroy();
+      return;
+    }
+    const key = remoteKey(socket.remoteAddress, socket.remotePort);
+    const timer = setTimeout(() => {
+      logger.info({ client: key }, 'ssh client sent no identification within the login grace time');
+      socket.destroy();
+    }, tuning.loginGraceMs);
+    timer.unref();
+    silent.set(key, { socket, timer });
+    socket.once('close', () => spoke(key, socket));
+    server.injectSocket(socket);
+  });
+  listener.on('error', (err: Error) => logger.error({ err: err.message }, 'ssh listener error'));
+
+  /** The client at `key` identified itself (or went): its silence timer is over. */
+  function spoke(key: string, socket?: Socket): void {
+    const s = silent.get(key);
+    if (!s || (socket && s.socket !== socket)) return;
+    clearTimeout(s.timer);
+    silent.delete(key);
+  }
+
+  server.on('connection', (conn: Connection, info: { ip: string; port: number }) => {
+    spoke(remoteKey(info.ip, info.port));
+    if (stopping) {
+      // Identified itself while the proxy was stopping: no handshake yet, so just hang up.
       conn.on('error', () => {});
       conn.end();
       return;
     }
     handleConnection(conn, info.ip, info.port);
   });
-  server.on('error', (err: Error) => logger.error({ err: err.message }, 'ssh listener error'));
 
   function handleConnection(conn: Connection, address: string, port: number): void {
     const log = logger.child({ client: `${address}:${port}` });
@@ -112,13 +158,15 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     let untrack: (() => void) | undefined;
     let closedBy: CloseReason | undefined;
     let connGone = false;
-    const sessionChannels = new Set<ServerChannel>();
+    const openSessions = new Set<OpenSession>();
+    /** Abandons a workspace login still in progress when the user leaves. */
+    const left = new AbortController();
 
     metrics.connectionOpened();
     let resolveGone!: () => void;
     const entry = {
       close,
-      destroy: () => (conn as unknown as { _sock?: { destroy(): void } })._sock?.destroy(),
+      destroy: () => destroyConnection(conn),
       gone: new Promise<void>((r) => (resolveGone = r)),
     };
     open.add(entry);
@@ -133,6 +181,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     conn.on('error', (err: Error) => log.debug({ err: err.message }, 'ssh client connection error'));
     conn.on('close', () => {
       connGone = true;
+      left.abort();
       clearTimeout(grace);
       metrics.connectionClosed();
       open.delete(entry);
@@ -155,22 +204,9 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
      * drops output it has not yet written out when a disconnect arrives, so the reason would be lost.
      */
     function closeWith(text: string): void {
-      const channels = [...sessionChannels];
-      const closed = channels.map((ch) => new Promise<void>((resolve) => {
-        ch.once('close', () => resolve());
-        try {
-          writeNotice(ch, text);
-          ch.end();
-        } catch {
-          resolve(); // the channel is already going
-        }
-      }));
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, channels.length > 0 ? CLOSE_CHANNELS_WAIT_MS : 0);
-      });
-      void Promise.race([Promise.all(closed), waited]).then(() => {
-        clearTimeout(timer);
+      const closing = [...openSessions].map((s) => s.closeWithNotice(text));
+      void settledWithin(Promise.all(closing), closing.length > 0 ? CLOSE_CHANNELS_WAIT_MS : 0).then((inTime) => {
+        if (!inTime) log.debug({ sessions: closing.length }, 'sessions not closed by the client in time: disconnecting anyway');
         disconnectWithMessage(conn, text);
         backend?.end();
       });
@@ -187,7 +223,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
         // OpenSSH stops after 3 prompts by itself; anything else gets no further GitLab call.
         metrics.authFailed('too_many_tries');
         log.warn({ username: ctx.username, reason: 'too_many_tries', attempt: tries }, 'ssh authentication failed');
-        disconnectWithMessage(conn, 'too many authentication failures', DISCONNECT_NO_MORE_AUTH_METHODS);
+        disconnectWithMessage(conn, 'too many authentication failures', { reason: DISCONNECT_NO_MORE_AUTH_METHODS });
         return;
       }
       const attempt = tries;
@@ -215,7 +251,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
           return;
         }
         if (attempt >= MAX_PASSWORD_TRIES) {
-          disconnectWithMessage(conn, 'too many authentication failures', DISCONNECT_NO_MORE_AUTH_METHODS);
+          disconnectWithMessage(conn, 'too many authentication failures', { reason: DISCONNECT_NO_MORE_AUTH_METHODS });
           return;
         }
         if (!connGone) ctx.reject(['password']);
@@ -238,17 +274,21 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     async function onAuthorized(
       decision: Extract<AuthDecision, { ok: true }>, token: string, accept: () => void, username: string,
     ): Promise<void> {
-      if (closedBy || !isOpen(conn)) return;
+      if (closedBy || !connectionWritable(conn)) return;
       const ws = decision.workspace;
       const wlog = log.child({ workspace: `${ws.namespace}/${ws.name}`, workspaceId: ws.id });
       let client: Client;
       try {
         client = await connectBackend(
           { host: ws.backendHost, port: config.ssh.backend_port, username: config.ssh.backend_username },
-          { timeoutMs: tuning.backendTimeoutMs, keepaliveIntervalMs: tuning.keepaliveIntervalMs },
+          { timeoutMs: tuning.backendTimeoutMs, keepaliveIntervalMs: tuning.keepaliveIntervalMs, signal: left.signal },
         );
       } catch (err) {
         const kind = err instanceof BackendError ? err.kind : 'unreachable';
+        if (kind === 'aborted') {
+          wlog.info('user left while the workspace sshd was being joined');
+          return;
+        }
         metrics.backendFailed(kind);
         wlog.warn({ err: (err as Error).message, kind, backend: `${ws.backendHost}:${config.ssh.backend_port}` },
           'workspace sshd not reachable');
@@ -257,7 +297,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
           : `workspace ${username} is not reachable over SSH (is it running?)`);
         return;
       }
-      if (closedBy || stopping || !isOpen(conn)) {
+      if (closedBy || stopping || !connectionWritable(conn)) {
         client.end();
         if (stopping && !closedBy) close('shutdown');
         return;
@@ -275,9 +315,9 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       forwardConnection(conn, client, {
         bytes: metrics.bytes,
         debug: (msg, extra) => wlog.debug(extra ?? {}, msg),
-        sessionOpened: (ch) => {
-          sessionChannels.add(ch);
-          return () => sessionChannels.delete(ch);
+        sessionOpened: (session) => {
+          openSessions.add(session);
+          return () => openSessions.delete(session);
         },
       });
       authenticated = true;
@@ -297,27 +337,19 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
   return {
     listen(port, host) {
-      return listenOn(server, port, host);
+      return listenOn(listener, port, host);
     },
     async shutdown() {
       stopping = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const { socket } of silent.values()) socket.destroy();
       const all = [...open];
       for (const c of all) c.close('shutdown');
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), tuning.shutdownTimeoutMs)));
-      const outcome = await Promise.race([Promise.all(all.map((c) => c.gone)).then(() => 'done' as const), timeout]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') {
+      if (!(await settledWithin(Promise.all(all.map((c) => c.gone)), tuning.shutdownTimeoutMs))) {
         logger.warn({ open: open.size }, 'ssh connections still open after shutdown timeout: cutting them');
         for (const c of open) c.destroy();
       }
       await closed;
     },
   };
-}
-
-function isOpen(conn: Connection): boolean {
-  const sock = (conn as unknown as { _sock?: { destroyed?: boolean; writable?: boolean } })._sock;
-  return !!sock && !sock.destroyed && sock.writable !== false;
 }

@@ -16,12 +16,16 @@ import { channelOutgoingOpen, sendExit, type ExitInfo } from './ssh2-internals';
 
 export interface SpliceHooks {
   bytes(direction: 'to_workspace' | 'from_workspace', n: number): void;
-  /** Called once when both channels are done. */
-  done?(): void;
   debug(msg: string, err?: unknown): void;
 }
 
-/** Resolves once everything written to `w` so far has been handed to the SSH connection. */
+/** Returned by spliceChannels: stops copying workspace output to the user (before the proxy ends the channel). */
+export type StopOutput = () => void;
+
+/**
+ * Resolves once everything written to `w` so far has been handed to the SSH connection. Only meaningful while
+ * the channel is open: ssh2 never completes a write after EOF, so callers race it with the channel's close.
+ */
 function flushed(w: NodeJS.WritableStream & { writableEnded?: boolean; destroyed?: boolean }): Promise<void> {
   if (w.writableEnded || w.destroyed) return Promise.resolve();
   // Writes complete in order, so an empty write's callback fires after every earlier chunk went out.
@@ -35,6 +39,27 @@ export function writeNotice(channel: ServerChannel, text: string): void {
   err.write(`\r\ngitlab-workspaces-proxy: ${text}\r\n`);
 }
 
+/**
+ * Closes a channel the proxy decided to end, with `text` on the user's stderr. The caller must have stopped
+ * relaying into it first. Stdout and stderr share one SSH window and ssh2 serves a pending stdout chunk first,
+ * closing the channel as soon as stdout is done: a notice written while output was still queued was dropped.
+ * So the notice goes out only after the queued output, and the CLOSE only after the notice.
+ * Resolves when the channel is closed (the user answered the CLOSE, or the connection went).
+ */
+export function endWithNotice(channel: ServerChannel, text: string): Promise<void> {
+  const gone = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+  void (async () => {
+    // After the workspace's EOF no data can be sent at all; then only the CLOSE is left to send.
+    if (channelOutgoingOpen(channel)) {
+      await Promise.race([flushed(channel), gone]);
+      writeNotice(channel, text);
+      await Promise.race([flushed(channel.stderr), gone]);
+    }
+    if (!channel.writableEnded) channel.end();
+  })();
+  return gone;
+}
+
 function ended(r: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
   if (r.readableEnded) return Promise.resolve();
   return new Promise((resolve) => {
@@ -43,16 +68,10 @@ function ended(r: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<
   });
 }
 
-export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks: SpliceHooks): void {
+export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks: SpliceHooks): StopOutput {
   let exit: ExitInfo | undefined;
-  let frontClosed = false;
-  let backClosed = false;
-  let finished = false;
-  const finish = (): void => {
-    if (finished || !frontClosed || !backClosed) return;
-    finished = true;
-    hooks.done?.();
-  };
+  /** The proxy is ending the user's channel itself (or it is closed): the workspace's ending is not relayed. */
+  let stopped = false;
 
   front.on('data', (chunk: Buffer) => hooks.bytes('to_workspace', chunk.length));
   back.on('data', (chunk: Buffer) => hooks.bytes('from_workspace', chunk.length));
@@ -64,6 +83,11 @@ export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks:
   // workspace -> user; ending is ours to do, in the right order (below).
   back.pipe(front, { end: false });
   back.stderr.pipe(front.stderr, { end: false });
+  const stopOutput = (): void => {
+    stopped = true;
+    back.unpipe(front);
+    back.stderr.unpipe(front.stderr);
+  };
 
   back.on('exit', (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
     exit = code === null || code === undefined
@@ -73,26 +97,22 @@ export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks:
 
   const backEof = Promise.all([ended(back), ended(back.stderr)]).then(async () => {
     await Promise.all([flushed(front), flushed(front.stderr)]);
-    if (channelOutgoingOpen(front)) front.eof();
+    if (!stopped && channelOutgoingOpen(front)) front.eof();
   });
   const backClose = new Promise<void>((resolve) => back.once('close', () => resolve()));
   void Promise.all([backEof, backClose]).then(() => {
-    backClosed = true;
+    if (stopped) return;
     if (exit) sendExit(front, exit);
     // end() sends EOF (already sent) and CLOSE on a server channel.
     if (!front.writableEnded) front.end();
-    finish();
   });
 
   front.once('close', () => {
-    frontClosed = true;
-    back.unpipe(front);
-    back.stderr.unpipe(front.stderr);
+    stopOutput();
     // Resume so a backend that is still sending does not stall its whole connection's flow.
     back.resume();
     back.stderr.resume();
     back.close();
-    finish();
   });
 
   // Writes racing a close end in 'error' events on the stderr streams: nothing to do about them.
@@ -106,4 +126,5 @@ export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks:
     hooks.debug('workspace channel error', err);
     back.close();
   });
+  return stopOutput;
 }

@@ -1,9 +1,11 @@
-// The two things ssh2 1.17 has no public API for, kept in one place so an ssh2 upgrade has one file to check
-// (ssh2 is pinned with --save-exact; test/proxy/ssh*.test.ts exercise both paths against real OpenSSH):
+// The few things ssh2 1.17 has no public API for, kept in one place so an ssh2 upgrade has one file to check.
+// ssh2 is pinned with --save-exact, and test/proxy/ssh-internals.test.ts drives each function below against
+// ssh2 itself, so an upgrade that moves these internals fails there by name, not silently in production:
 // - a DISCONNECT carrying a description, so the user sees *why* ("workspace not reachable", "proxy going
 //   away") instead of a bare "Connection closed" (ssh2's own end() always sends an empty description);
 // - exit-status/exit-signal after EOF, the order OpenSSH's sshd uses (ssh2's Channel.exit() refuses once EOF
-//   has been sent, which would force us to hold back EOF until the process exits).
+//   has been sent, which would force us to hold back EOF until the process exits);
+// - the state of a connection's socket and of a channel's sending side.
 import type { Connection, ServerChannel } from 'ssh2';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -12,9 +14,13 @@ const protocolUtils = require('ssh2/lib/protocol/utils.js') as {
 };
 
 const MESSAGE_DISCONNECT = 1;
-export const DISCONNECT_BY_APPLICATION = 11;
-export const DISCONNECT_TOO_MANY_CONNECTIONS = 12;
+const DISCONNECT_BY_APPLICATION = 11;
 export const DISCONNECT_NO_MORE_AUTH_METHODS = 14;
+
+/** Internals missing from the installed ssh2 that can be checked without a connection (logged at start). */
+export function missingSsh2Internals(): string[] {
+  return typeof protocolUtils.sendPacket === 'function' ? [] : ['ssh2/lib/protocol/utils.js sendPacket'];
+}
 
 interface PacketWriter {
   allocStartKEX: number;
@@ -26,31 +32,44 @@ interface ProtocolLike {
   exitStatus?(chan: number, status: number): void;
   exitSignal?(chan: number, name: string, coreDumped: boolean, msg: string): void;
 }
+interface SocketLike {
+  writable?: boolean;
+  destroyed?: boolean;
+  end(): void;
+  destroy(): void;
+  once(event: 'close', listener: () => void): unknown;
+}
 interface ConnectionInternals {
   _protocol?: ProtocolLike;
-  _sock?: { writable?: boolean; end(): void; destroy(): void };
+  _sock?: SocketLike;
+}
+
+/** How long a disconnected client may take to close its side before the socket is destroyed. */
+const DISCONNECT_LINGER_MS = 10_000;
+
+export interface DisconnectOptions {
+  /** SSH disconnect reason code (default: by application). */
+  reason?: number;
+  lingerMs?: number;
 }
 
 /**
  * Sends SSH_MSG_DISCONNECT with a human-readable description, then ends the socket. OpenSSH prints it as
  * "Received disconnect from <host> port <port>:11: <text>". Falls back to ssh2's plain end().
  */
-export function disconnectWithMessage(conn: Connection, text: string, reason = DISCONNECT_BY_APPLICATION): void {
+export function disconnectWithMessage(conn: Connection, text: string, opts: DisconnectOptions = {}): void {
   const internals = conn as unknown as ConnectionInternals;
   const sock = internals._sock;
   const writer = internals._protocol?._packetRW?.write;
-  if (!sock || !sock.writable) return;
-  if (!writer || typeof protocolUtils.sendPacket !== 'function') {
-    conn.end();
-    return;
-  }
+  if (sock && (!sock.writable || sock.destroyed)) return; // already going
   try {
+    if (!sock || !writer || typeof protocolUtils.sendPacket !== 'function') throw new Error('ssh2 internals missing');
     const desc = Buffer.from(text.slice(0, 200), 'utf8');
     let p = writer.allocStartKEX;
     const len = 1 + 4 + 4 + desc.length + 4;
     const packet = writer.alloc(len, true);
     packet[p] = MESSAGE_DISCONNECT;
-    packet.writeUInt32BE(reason, ++p);
+    packet.writeUInt32BE(opts.reason ?? DISCONNECT_BY_APPLICATION, ++p);
     packet.writeUInt32BE(desc.length, (p += 4));
     desc.copy(packet, (p += 4));
     packet.writeUInt32BE(0, p + desc.length); // empty language tag
@@ -59,6 +78,23 @@ export function disconnectWithMessage(conn: Connection, text: string, reason = D
   } catch {
     conn.end();
   }
+  if (!sock) return;
+  // end() only half-closes: a client that never closes its side would hold the socket (and its slot in the
+  // proxy) forever, which is exactly what a client we just threw out might do.
+  const cut = setTimeout(() => sock.destroy(), opts.lingerMs ?? DISCONNECT_LINGER_MS);
+  cut.unref();
+  sock.once('close', () => clearTimeout(cut));
+}
+
+/** Whether the connection's socket can still take data (ssh2 keeps it private). */
+export function connectionWritable(conn: Connection): boolean {
+  const sock = (conn as unknown as ConnectionInternals)._sock;
+  return !!sock && !sock.destroyed && sock.writable !== false;
+}
+
+/** Cuts the connection at once, without a goodbye (shutdown of a connection that would not go). */
+export function destroyConnection(conn: Connection): void {
+  (conn as unknown as ConnectionInternals)._sock?.destroy();
 }
 
 interface ChannelInternals {

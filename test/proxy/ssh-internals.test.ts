@@ -1,0 +1,142 @@
+// The guard on ssh2 internals (proxy-image/src/ssh/ssh2-internals.ts): each function is driven against ssh2
+// itself, client and server in this process, so an ssh2 upgrade that moves an internal fails here by name
+// instead of silently costing users their disconnect reasons or exit statuses.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { Client, Server, utils, type Connection, type ServerChannel } from 'ssh2';
+import {
+  DISCONNECT_NO_MORE_AUTH_METHODS, channelOutgoingOpen, connectionWritable, destroyConnection, disconnectWithMessage,
+  missingSsh2Internals, sendExit,
+} from '../../proxy-image/src/ssh/ssh2-internals';
+
+const hostKey = utils.generateKeyPairSync('ed25519').private;
+
+/** An ssh2 server on 127.0.0.1 that accepts any password; `onReady` gets each authenticated connection. */
+async function withServer(
+  onConnection: (conn: Connection) => void,
+  body: (port: number) => Promise<void>,
+): Promise<void> {
+  const server = new Server({ hostKeys: [hostKey] }, (conn) => {
+    conn.on('error', () => {});
+    conn.on('authentication', (ctx) => ctx.accept());
+    onConnection(conn);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await body((server.address() as AddressInfo).port);
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+function connectClient(port: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client.once('ready', () => resolve(client));
+    client.once('error', reject);
+    client.connect({ host: '127.0.0.1', port, username: 'u', password: 'p' });
+  });
+}
+
+test('the internals checkable without a connection are present', () => {
+  assert.deepEqual(missingSsh2Internals(), []);
+});
+
+test('a disconnect carries its description to the client', async () => {
+  let serverConn: Connection | undefined;
+  await withServer((conn) => {
+    serverConn = conn;
+    conn.on('ready', () => disconnectWithMessage(conn, 'workspace ws-1 is not reachable', { reason: DISCONNECT_NO_MORE_AUTH_METHODS }));
+  }, async (port) => {
+    const client = new Client();
+    // ssh2's client reports a disconnect other than "by application" as an error with the description.
+    const err = await new Promise<Error & { code?: number }>((resolve) => {
+      client.once('error', resolve);
+      client.connect({ host: '127.0.0.1', port, username: 'u', password: 'p' });
+    });
+    assert.equal(err.message, 'workspace ws-1 is not reachable');
+    assert.equal(err.code, DISCONNECT_NO_MORE_AUTH_METHODS);
+    await new Promise((r) => client.once('close', () => r(undefined)));
+    assert.equal(serverConn && connectionWritable(serverConn), false);
+  });
+});
+
+test('a client that never closes its side after the disconnect is cut off', { timeout: 30_000 }, async () => {
+  let serverClosed!: Promise<unknown>;
+  await withServer((conn) => {
+    serverClosed = new Promise((r) => conn.once('close', () => r(undefined)));
+    disconnectWithMessage(conn, 'go away', { lingerMs: 50 });
+  }, async (port) => {
+    // A raw TCP peer that sends its identification (ssh2 reports a connection only then) and nothing more,
+    // and keeps its side open.
+    const sock = tcpConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    sock.write('SSH-2.0-stubborn\r\n');
+    let received = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('end', r));
+    // Before key exchange the packet is plain text: the description is in it.
+    assert.ok(received.includes('go away'), received.toString('latin1'));
+    // The proxy's side goes although this peer never closes its own.
+    await serverClosed;
+    sock.destroy();
+  });
+});
+
+test('exit status and exit signal still reach the client after EOF', async () => {
+  const exits: ({ code: number } | { signal: string })[] = [{ code: 7 }, { signal: 'TERM' }];
+  let n = 0;
+  await withServer((conn) => {
+    conn.on('session', (accept) => {
+      accept().on('exec', (acceptExec) => {
+        const ch: ServerChannel = acceptExec();
+        assert.equal(channelOutgoingOpen(ch), true);
+        ch.write('out');
+        ch.eof();
+        assert.equal(channelOutgoingOpen(ch), false);
+        const exit = exits[n++];
+        assert.ok(exit);
+        sendExit(ch, 'code' in exit ? exit : { signal: exit.signal, coreDumped: false, description: '' });
+        ch.end();
+      });
+    });
+  }, async (port) => {
+    const client = await connectClient(port);
+    try {
+      // ssh2's client reports signals with the SIG prefix.
+      for (const expected of [{ code: 7 }, { signal: 'SIGTERM' }]) {
+        const got = await new Promise<{ out: string; exit: unknown[] }>((resolve, reject) => {
+          client.exec('x', (err, ch) => {
+            if (err) return reject(err);
+            let out = '';
+            let exit: unknown[] = [];
+            ch.on('data', (d: Buffer) => (out += d.toString()));
+            ch.on('exit', (...args: unknown[]) => (exit = args));
+            ch.on('close', () => resolve({ out, exit }));
+          });
+        });
+        assert.equal(got.out, 'out');
+        if ('code' in expected) assert.equal(got.exit[0], expected.code);
+        else assert.deepEqual(got.exit.slice(0, 2), [null, expected.signal]);
+      }
+    } finally {
+      client.end();
+    }
+  });
+});
+
+test('a connection can be told apart as writable, and destroyed', async () => {
+  let resolveReady!: (conn: Connection) => void;
+  const ready = new Promise<Connection>((r) => (resolveReady = r));
+  await withServer((conn) => conn.on('ready', () => resolveReady(conn)), async (port) => {
+    const client = await connectClient(port);
+    const conn = await ready;
+    assert.equal(connectionWritable(conn), true);
+    const closed = new Promise((r) => client.once('close', () => r(undefined)));
+    client.on('error', () => {});
+    destroyConnection(conn);
+    await closed;
+    assert.equal(connectionWritable(conn), false);
+  });
+});
