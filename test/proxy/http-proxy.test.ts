@@ -2,13 +2,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { createInternalServer } from '../../proxy-image/src/observability/internal-server';
 import { createMemoryDirectory } from '../support/memory-directory';
-import { startHarness, loginAs, send, browse, CookieJar, PROXY_DOMAIN, type Harness } from '../support/http-harness';
+import { startHarness, loginAs, send, browse, CookieJar, PROXY_DOMAIN, type Harness, rawExchange as raw } from '../support/http-harness';
 
 function wsOpen(url: string, opts: { cookie?: string; origin?: string; protocols?: string[] } = {}): Promise<{ ws?: WebSocket; status?: number }> {
   const u = new URL(url);
@@ -26,17 +25,6 @@ function wsOpen(url: string, opts: { cookie?: string; origin?: string; protocols
   });
 }
 
-/** A raw HTTP/1.x exchange, for requests a normal client will not send. */
-function raw(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(text));
-    let out = '';
-    s.on('data', (d) => (out += d.toString('latin1')));
-    s.on('end', () => resolve(out));
-    s.on('error', reject);
-    s.setTimeout(5000, () => s.destroy(new Error('raw request timed out')));
-  });
-}
 
 describe('HTTP proxy', () => {
   let h: Harness;

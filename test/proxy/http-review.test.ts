@@ -2,7 +2,6 @@
 // (return URLs, planted cookies, parallel logins, hop-by-hop headers, logging, GitLab load).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../proxy-image/src/observability/logger';
 import { createSealer } from '../../proxy-image/src/auth/crypto';
@@ -12,7 +11,7 @@ import { shareRefreshes } from '../../proxy-image/src/sessions';
 import { createLogGate } from '../../proxy-image/src/http/log-limit';
 import { returnPathOf, MAX_RETURN_PATH } from '../../proxy-image/src/http/login';
 import type { TokenRefresher } from '../../proxy-image/src/sessions/types';
-import { startHarness, loginAs, send, CookieJar, PROXY_DOMAIN, type Harness, type Reply } from '../support/http-harness';
+import { startHarness, loginAs, send, CookieJar, PROXY_DOMAIN, type Harness, type Reply, rawExchange as raw } from '../support/http-harness';
 
 interface LogLine {
   level: number;
@@ -20,17 +19,6 @@ interface LogLine {
   [k: string]: unknown;
 }
 
-/** A raw HTTP/1.1 exchange that resolves when the server closes the connection. */
-function raw(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(text));
-    let out = '';
-    s.on('data', (d) => (out += d.toString('latin1')));
-    s.on('end', () => resolve(out));
-    s.on('error', reject);
-    s.setTimeout(5000, () => s.destroy(new Error('server kept the connection open')));
-  });
-}
 
 /** Follows redirects with `jar` until the next hop would be the workspace handoff; returns that URL. */
 async function untilHandoff(url: string, jar: CookieJar, extraCookie?: (host: string) => string | undefined): Promise<string> {

@@ -2,7 +2,7 @@
 // stand-in, the GitLab stand-in for OAuth and GraphQL, a WebSocket workspace backend, and real OpenSSH
 // (ssh, with the token from SSH_ASKPASS, against sshd) for SSH. auth.reauthorize_interval is 1 s, so "closed within
 // 2 × interval + 1 s" means within 3 s of the change.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +30,19 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function assertClosedWith(c: { closedReason(): string | undefined }, reason: CloseReason, what: string): void {
   assert.equal(c.closedReason(), closeReasonText[reason], `${what} closed with "${closeReasonText[reason]}"`);
+}
+
+/** Both connections close for `reason` within CONTRACT §6's bound, counted from `changed`. */
+async function assertBothClosedInTime(
+  t: TestContext, ws: WsClient, ssh: SshClient, changed: number, reason: CloseReason, wsCode?: number,
+): Promise<void> {
+  const [wsAt, sshAt] = await within(Promise.all([ws.closed, ssh.closed]), 20_000, 'both connections closed');
+  t.diagnostic(`closed after: WebSocket ${Math.round(wsAt - changed)} ms, SSH ${Math.round(sshAt - changed)} ms (bound ${CLOSE_BOUND_MS} ms)`);
+  assertClosedWith(ws, reason, 'WebSocket');
+  if (wsCode !== undefined) assert.equal(ws.closeCode(), wsCode);
+  assertClosedWith(ssh, reason, 'SSH');
+  assert.ok(wsAt - changed <= CLOSE_BOUND_MS, `WebSocket closed after ${Math.round(wsAt - changed)} ms`);
+  assert.ok(sshAt - changed <= CLOSE_BOUND_MS, `SSH closed after ${Math.round(sshAt - changed)} ms`);
 }
 
 async function openBoth(world: World, w: WorkspaceFixture): Promise<{ ws: WsClient; ssh: SshClient; accessToken: string }> {
@@ -65,13 +78,7 @@ describe('long-lived connections, auth.reauthorize_interval: 1', () => {
     const { ws, ssh } = await openBoth(world, w);
     const changed = performance.now();
     world.gitlab.setWorkspaceOwner(w.id, world.bob);
-    const [wsAt, sshAt] = await within(Promise.all([ws.closed, ssh.closed]), 20_000, 'both connections closed');
-    t.diagnostic(`closed after: WebSocket ${Math.round(wsAt - changed)} ms, SSH ${Math.round(sshAt - changed)} ms (bound ${CLOSE_BOUND_MS} ms)`);
-    assertClosedWith(ws, 'not_owner', 'WebSocket');
-    assert.equal(ws.closeCode(), 1008);
-    assertClosedWith(ssh, 'not_owner', 'SSH');
-    assert.ok(wsAt - changed <= CLOSE_BOUND_MS, `WebSocket closed after ${Math.round(wsAt - changed)} ms`);
-    assert.ok(sshAt - changed <= CLOSE_BOUND_MS, `SSH closed after ${Math.round(sshAt - changed)} ms`);
+    await assertBothClosedInTime(t, ws, ssh, changed, 'not_owner', 1008);
   });
 
   test('token revoked: both closed within 2 intervals (the revoked refresh token cannot renew it)', async (t) => {
@@ -83,12 +90,7 @@ describe('long-lived connections, auth.reauthorize_interval: 1', () => {
     const changed = performance.now();
     world.gitlab.revokeToken(accessToken); // revokes the session's access and refresh token
     world.gitlab.revokeToken(pat);
-    const [wsAt, sshAt] = await within(Promise.all([ws.closed, ssh.closed]), 20_000, 'both connections closed');
-    t.diagnostic(`closed after: WebSocket ${Math.round(wsAt - changed)} ms, SSH ${Math.round(sshAt - changed)} ms (bound ${CLOSE_BOUND_MS} ms)`);
-    assertClosedWith(ws, 'credential_invalid', 'WebSocket');
-    assertClosedWith(ssh, 'credential_invalid', 'SSH');
-    assert.ok(wsAt - changed <= CLOSE_BOUND_MS, `WebSocket closed after ${Math.round(wsAt - changed)} ms`);
-    assert.ok(sshAt - changed <= CLOSE_BOUND_MS, `SSH closed after ${Math.round(sshAt - changed)} ms`);
+    await assertBothClosedInTime(t, ws, ssh, changed, 'credential_invalid');
   });
 
   test('Service deleted: both closed within 2 intervals', async (t) => {
@@ -96,13 +98,7 @@ describe('long-lived connections, auth.reauthorize_interval: 1', () => {
     const { ws, ssh } = await openBoth(world, w);
     const changed = performance.now();
     world.kube.deleteService(w.namespace, w.name);
-    const [wsAt, sshAt] = await within(Promise.all([ws.closed, ssh.closed]), 20_000, 'both connections closed');
-    t.diagnostic(`closed after: WebSocket ${Math.round(wsAt - changed)} ms, SSH ${Math.round(sshAt - changed)} ms (bound ${CLOSE_BOUND_MS} ms)`);
-    assertClosedWith(ws, 'workspace_gone', 'WebSocket');
-    assert.equal(ws.closeCode(), 1001);
-    assertClosedWith(ssh, 'workspace_gone', 'SSH');
-    assert.ok(wsAt - changed <= CLOSE_BOUND_MS, `WebSocket closed after ${Math.round(wsAt - changed)} ms`);
-    assert.ok(sshAt - changed <= CLOSE_BOUND_MS, `SSH closed after ${Math.round(sshAt - changed)} ms`);
+    await assertBothClosedInTime(t, ws, ssh, changed, 'workspace_gone', 1001);
   });
 
   test('Service re-annotated with another workspace id: both closed within 2 intervals', async (t) => {
@@ -114,12 +110,7 @@ describe('long-lived connections, auth.reauthorize_interval: 1', () => {
       ...svc,
       metadata: { ...svc.metadata, annotations: { ...svc.metadata?.annotations, 'workspaces.gitlab.com/id': '999999' } },
     });
-    const [wsAt, sshAt] = await within(Promise.all([ws.closed, ssh.closed]), 20_000, 'both connections closed');
-    t.diagnostic(`closed after: WebSocket ${Math.round(wsAt - changed)} ms, SSH ${Math.round(sshAt - changed)} ms (bound ${CLOSE_BOUND_MS} ms)`);
-    assertClosedWith(ws, 'workspace_gone', 'WebSocket');
-    assertClosedWith(ssh, 'workspace_gone', 'SSH');
-    assert.ok(wsAt - changed <= CLOSE_BOUND_MS, `WebSocket closed after ${Math.round(wsAt - changed)} ms`);
-    assert.ok(sshAt - changed <= CLOSE_BOUND_MS, `SSH closed after ${Math.round(sshAt - changed)} ms`);
+    await assertBothClosedInTime(t, ws, ssh, changed, 'workspace_gone');
   });
 
   test('host-template change: the WebSocket on the host that no longer routes closes, SSH stays', async (t) => {

@@ -1,5 +1,6 @@
 // Starts the HTTP side of the proxy in-process against the GitLab stand-in and a sample workspace, plus a
 // small cookie-jar HTTP client that talks to `*.workspaces.test` hosts on loopback (no browser needed).
+import { connect } from 'node:net';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import type { Agent } from 'node:http';
 import pino, { type Logger } from 'pino';
@@ -182,4 +183,16 @@ export async function loginAs(h: Harness, user: GitLabUser, url: string, jar = n
   h.gitlab.autoLoginAs(user);
   const r = await browse(url, jar);
   return { ...r, jar };
+}
+
+/** A raw HTTP/1.x exchange, for requests a normal client will not send; resolves when the server closes. */
+export function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(text));
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.setTimeout(5000, () => s.destroy(new Error('server kept the connection open')));
+  });
 }
