@@ -21,6 +21,12 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(parsed.config.log_level);
   for (const key of parsed.unknownKeys) logger.warn({ key }, `unknown config key ${key} ignored`);
+  // A bug that escapes every handler leaves the process in an unknown state: log it as one JSON line
+  // (collected like every other log) and exit non-zero so Kubernetes restarts the pod.
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception, exiting');
+    process.exit(1);
+  });
 
   const kubeConfig = loadKubeConfig(flags.kubeconfigPath);
   // WORKSPACES_PROXY_LISTEN_HOST narrows every listener to one address (tests and local runs: 127.0.0.1).
