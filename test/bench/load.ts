@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import { Client } from 'ssh2';
+import { writeBytes } from '../support/write-bytes';
 
 export interface Target {
   port: number;
@@ -102,17 +103,7 @@ export function upload(t: Target, bytes: number): Promise<StreamResult> {
       },
     );
     req.on('error', reject);
-    const chunk = Buffer.alloc(64 * 1024, 121);
-    let left = bytes;
-    const pump = () => {
-      while (left > 0) {
-        const n = Math.min(left, chunk.length);
-        left -= n;
-        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
+    writeBytes(req, bytes, 121);
   });
 }
 

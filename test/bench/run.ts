@@ -20,11 +20,13 @@ import type { ProxyConfigInput } from '../../proxy-image/src/config';
 import { renderConfigYaml } from '../../proxy-image/src/config';
 import { startStack, type Stack } from '../support/proxy-stack';
 import { workspaceService } from '../support/kube-api-stand-in';
-import { browse, send, CookieJar, freePort } from '../support/http-harness';
+import { browse, send, CookieJar } from '../support/http-harness';
 import { startWorkspaceSshd, type TestSshd } from '../support/sshd';
+
 import { testHostKey } from '../support/ssh-harness';
 import { cpuSeconds, cpuSplit, firstLine, spawnProbed, type BenchProcess, type MemoryReading } from './proc';
 import { closeSsh, closeWebSockets, download, httpLoad, idleSsh, idleWebSockets, upload, wsRoundTrips, type RateResult, type StreamResult, type Target } from './load';
+import { pickPort } from '../support/ports';
 
 const num = (name: string, fallback: number) => (process.env[name] !== undefined ? Number(process.env[name]) : fallback);
 const seconds = num('BENCH_SECONDS', 2);
@@ -57,19 +59,27 @@ interface Side<T> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/**
- * Each target measured `rounds` times, interleaved (direct, bare, proxy, direct, …) so that a change in
- * machine load hits all three alike; per-unit CPU is the median over rounds, throughput pools the rounds.
- */
-async function rateRow(fn: (t: Target) => Promise<RateResult>, targets: [Target, BenchProcess | undefined][], settle: () => Promise<void>): Promise<Side<RateResult>[]> {
-  for (const [t] of targets) if (warmup > 0) await fn(t).catch(() => undefined); // JIT and pools warm, not measured
-  const runs: { result: RateResult; cpu: number }[][] = targets.map(() => []);
+/** Runs `fn` against every target `rounds` times, interleaved, with the proxy process's CPU time of each run. */
+async function interleavedRounds<R>(
+  fn: (t: Target) => Promise<R>, targets: [Target, BenchProcess | undefined][], settle: () => Promise<void>,
+): Promise<{ result: R; cpu: number }[][]> {
+  const runs: { result: R; cpu: number }[][] = targets.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, [t, proc]] of targets.entries()) {
       await settle();
       runs[i]!.push(await withCpu(proc, () => fn(t)));
     }
   }
+  return runs;
+}
+
+/**
+ * Each target measured `rounds` times, interleaved (direct, bare, proxy, direct, …) so that a change in
+ * machine load hits all three alike; per-unit CPU is the median over rounds, throughput pools the rounds.
+ */
+async function rateRow(fn: (t: Target) => Promise<RateResult>, targets: [Target, BenchProcess | undefined][], settle: () => Promise<void>): Promise<Side<RateResult>[]> {
+  for (const [t] of targets) if (warmup > 0) await fn(t).catch(() => undefined); // JIT and pools warm, not measured
+  const runs = await interleavedRounds(fn, targets, settle);
   return runs.map((rs) => {
     const count = rs.reduce((a, r) => a + r.result.count, 0);
     const secs = rs.reduce((a, r) => a + r.result.seconds, 0);
@@ -82,13 +92,7 @@ async function rateRow(fn: (t: Target) => Promise<RateResult>, targets: [Target,
 }
 
 async function streamRow(fn: (t: Target) => Promise<StreamResult>, targets: [Target, BenchProcess | undefined][], settle: () => Promise<void>): Promise<Side<StreamResult>[]> {
-  const runs: { result: StreamResult; cpu: number }[][] = targets.map(() => []);
-  for (let round = 0; round < rounds; round++) {
-    for (const [i, [t, proc]] of targets.entries()) {
-      await settle();
-      runs[i]!.push(await withCpu(proc, () => fn(t)));
-    }
-  }
+  const runs = await interleavedRounds(fn, targets, settle);
   return runs.map((rs) => {
     const bytes = rs.reduce((a, r) => a + r.result.bytes, 0);
     const secs = rs.reduce((a, r) => a + r.result.seconds, 0);
@@ -126,7 +130,7 @@ async function main(): Promise<void> {
     const host = `${backendPort}-bench.${stack.zone}`;
 
     let sshd: TestSshd | undefined;
-    const sshPort = await freePort();
+    const sshPort = await pickPort();
     if (idleSshN > 0 && phases.has('memory')) {
       sshd = await startWorkspaceSshd();
       stops.unshift(() => sshd!.stop());

@@ -19,8 +19,9 @@ import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from '../supp
 import { startKubeApiStandIn, workspaceService, type KubeApiStandIn } from '../support/kube-api-stand-in';
 import { writeKubeconfig } from '../support/kubeconfig';
 import { startSampleWorkspace, type SampleWorkspace } from '../support/sample-workspace';
-import { CookieJar, browse, freePort, send } from '../support/http-harness';
+import { CookieJar, browse, send } from '../support/http-harness';
 import { clientKit, startWorkspaceSshd, type ClientKit, type TestSshd } from '../support/sshd';
+import { pickPort } from '../support/ports';
 
 const INTERVAL_S = 1;
 /** CONTRACT §6: closed within 2 × interval + 1 s of the change. */
@@ -344,7 +345,7 @@ async function startWorld(opts: { reauthorizeInterval: number; maxSessionDuratio
     const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
     const bob = gitlab.addUser({ username: 'bob', password: 'bob-password' });
     const alicePat = gitlab.createPersonalAccessToken(alice);
-    const httpPort = await freePort();
+    const httpPort = await pickPort();
     const redirect = `http://auth.${ZONE}:${httpPort}/auth/callback`;
     gitlab.registerOAuthClient({ clientId: 'proxy-client', clientSecret: 'proxy-secret', redirectUris: [redirect] });
 

@@ -16,8 +16,9 @@ import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from '../supp
 import { startSampleWorkspace, type SampleWorkspace } from '../support/sample-workspace';
 import { writeKubeconfig } from '../support/kubeconfig';
 import { browse, send, CookieJar } from '../support/http-harness';
-import { freePort } from '../support/http-harness';
+
 import { freePorts, runProxyToExit, spawnProxy, testSecrets, validConfig, type ConfigDoc, type Ports, type SpawnedProxy } from '../support/spawn-proxy';
+import { pickPort } from '../support/ports';
 
 const ZONE = 'workspaces.test';
 const WS_NAME = 'leak-ws';
@@ -233,7 +234,7 @@ test('HTTP: login, cookie and Authorization requests, WebSocket and bad requests
 test('SSH: start with a host key, logins with good and bad tokens leak nothing', async () => {
   const ports = await freePorts();
   const config = validConfig({ ports, gitlabUrl: gitlab.url, logLevel: 'trace' });
-  config.ssh = { enabled: true, port: ports.ssh, host_key: hostKeyText, backend_port: await freePort() };
+  config.ssh = { enabled: true, port: ports.ssh, host_key: hostKeyText, backend_port: await pickPort() };
   const keyLines: [string, string][] = keyBodyLines(hostKeyText).map((l) => [l, 'ssh.host_key']);
   const p = spawnProxy({ config, kubeconfigPath });
   try {

@@ -22,8 +22,8 @@ import { startWorkspaceDiscovery } from '../../proxy-image/src/discovery';
 import { createMemoryDirectory } from '../support/memory-directory';
 import { startKubeApiStandIn, workspaceService } from '../support/kube-api-stand-in';
 import { writeKubeconfig } from '../support/kubeconfig';
-import { freePort } from '../support/sshd';
 import { startSshHarness, WORKSPACE, WORKSPACE_ID } from '../support/ssh-harness';
+import { pickPort } from '../support/ports';
 
 const baseConfig = {
   auth: {
@@ -81,7 +81,7 @@ test('host keys: RSA, ECDSA and Ed25519, PEM and OpenSSH, are served as the prox
 });
 
 test('a workspace whose sshd is down: the user gets a clear message, not a hang', async () => {
-  const closedPort = await freePort();
+  const closedPort = await pickPort();
   const h = await startSshHarness({ backendPort: closedPort });
   try {
     const r = await h.ssh({ tokens: [h.aliceToken], command: ['echo in'] });

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { Client, type ClientChannel } from 'ssh2';
 import { startSshHarness, WORKSPACE, type SshHarness } from '../support/ssh-harness';
-import { freePort } from '../support/sshd';
+import { pickPort } from '../support/ports';
 
 let h: SshHarness;
 before(async () => {
@@ -148,7 +148,7 @@ test('sftp lists a directory', async () => {
 
 test('ssh -L reaches a server listening inside the workspace', async () => {
   const inside = await httpServer('hello from inside the workspace');
-  const localPort = await freePort();
+  const localPort = await pickPort();
   const child = h.kit.spawn('ssh', [
     '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${localPort}:127.0.0.1:${inside.port}`, ...h.sshArgs(WORKSPACE),
   ], { tokens: [h.aliceToken] });
@@ -165,7 +165,7 @@ test('ssh -L reaches a server listening inside the workspace', async () => {
 
 test('ssh -R exposes a server of the user inside the workspace', async () => {
   const onLaptop = await httpServer('hello from the laptop');
-  const remotePort = await freePort();
+  const remotePort = await pickPort();
   const child = h.kit.spawn('ssh', [
     '-N', '-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:${remotePort}:127.0.0.1:${onLaptop.port}`, ...h.sshArgs(WORKSPACE),
   ], { tokens: [h.aliceToken] });
@@ -184,7 +184,7 @@ test('ssh -R exposes a server of the user inside the workspace', async () => {
 });
 
 test('a -L target nobody listens on is refused to the client', async () => {
-  const closedPort = await freePort();
+  const closedPort = await pickPort();
   // -W opens exactly one direct-tcpip channel and exits when it fails.
   const r = await h.ssh({ tokens: [h.aliceToken], options: ['-v', '-W', `127.0.0.1:${closedPort}`] });
   assert.notEqual(r.code, 0);

@@ -2,11 +2,11 @@
 // all on loopback. Prints the URL to open and the users to sign in as. Ctrl-C stops everything.
 // The GitLab and Kubernetes stand-ins are test doubles for LOCAL USE ONLY: plain HTTP, in-memory, no security.
 import { startStack } from './proxy-stack';
-import { freePort } from './http-harness';
+import { pickPort } from './ports';
 
 async function main(): Promise<void> {
   const wanted = Number(process.env.DEMO_PORT ?? 9876);
-  const httpPort = wanted > 0 && (await portFree(wanted)) ? wanted : await freePort();
+  const httpPort = wanted > 0 && (await portFree(wanted)) ? wanted : await pickPort();
   // *.localhost resolves to 127.0.0.1 in current browsers, so no DNS or /etc/hosts change is needed.
   const stack = await startStack({ zone: 'workspaces.localhost', httpPort, logLevel: process.env.LOG_LEVEL ?? 'warn' });
   const host = stack.addWorkspace('demo', '1', stack.alice);

@@ -19,11 +19,6 @@ import { startSampleWorkspace, type SampleWorkspace } from './sample-workspace';
 export const ZONE = 'workspaces.test';
 export const PROXY_DOMAIN = `auth.${ZONE}`;
 
-/** A free loopback port for configs whose schema does not allow port 0 (see ports.ts for why not listen(0)). */
-export async function freePort(): Promise<number> {
-  return pickPort();
-}
-
 export interface Harness {
   gitlab: GitLabStandIn;
   alice: GitLabUser;
@@ -52,7 +47,7 @@ export async function startHarness(
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
   const bob = gitlab.addUser({ username: 'bob', password: 'bob-password' });
   const workspace = await startSampleWorkspace();
-  const port = await freePort();
+  const port = await pickPort();
   const redirect = `http://${PROXY_DOMAIN}:${port}/auth/callback`;
   gitlab.registerOAuthClient({ clientId: 'proxy-client', clientSecret: 'proxy-secret', redirectUris: [redirect] });
   gitlab.setWorkspaceOwner(42, alice);

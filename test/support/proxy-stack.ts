@@ -12,7 +12,7 @@ import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitla
 import { startKubeApiStandIn, workspaceService, type KubeApiStandIn } from './kube-api-stand-in';
 import { writeKubeconfig } from './kubeconfig';
 import { startSampleWorkspace, type SampleWorkspace } from './sample-workspace';
-import { freePort } from './http-harness';
+import { pickPort } from './ports';
 
 export interface StackOptions {
   zone?: string;
@@ -55,8 +55,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const workspace = await startSampleWorkspace();
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password', name: 'Alice Developer' });
   const bob = gitlab.addUser({ username: 'bob', password: 'bob-password', name: 'Bob Other' });
-  const httpPort = opts.httpPort ?? (await freePort());
-  const internalPort = await freePort();
+  const httpPort = opts.httpPort ?? (await pickPort());
+  const internalPort = await pickPort();
   const redirectUri = `http://${proxyDomain}:${httpPort}/auth/callback`;
   gitlab.registerOAuthClient({ clientId: 'workspaces-proxy', clientSecret: 'local-only-client-secret', redirectUris: [redirectUri] });
 

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { writeBytes } from './write-bytes';
 
 export interface SampleWorkspace {
   port: number;
@@ -72,17 +73,7 @@ export async function startSampleWorkspace(opts: { title?: string; port?: number
       case '/bytes': {
         const size = Number(url.searchParams.get('size') ?? 1024);
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-        const chunk = Buffer.alloc(Math.min(size, 64 * 1024), 120);
-        let left = size;
-        const pump = () => {
-          while (left > 0) {
-            const n = Math.min(left, chunk.length);
-            left -= n;
-            if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
-          }
-          res.end();
-        };
-        pump();
+        writeBytes(res, size, 120);
         return;
       }
       case '/truncated':

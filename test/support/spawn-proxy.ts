@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync, statSync, readdirSync, existsSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from './http-harness';
+import { pickPort } from './ports';
 
 export const repoRoot = join(__dirname, '..', '..');
 export const mainJs = join(repoRoot, 'proxy-image', 'dist', 'main.js');
@@ -66,7 +66,7 @@ export interface Ports {
 /** Free loopback ports for one proxy (the schema has no port 0, so these are probed then released). */
 export async function freePorts(): Promise<Ports> {
   const ports = new Set<number>();
-  while (ports.size < 3) ports.add(await freePort());
+  while (ports.size < 3) ports.add(await pickPort());
   const [http, internal, ssh] = [...ports] as [number, number, number];
   return { http, internal, ssh };
 }

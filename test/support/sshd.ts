@@ -48,11 +48,6 @@ export function ensureTestUser(): TestUser {
   return user;
 }
 
-/** A free loopback port outside the kernel's ephemeral range (see ports.ts). */
-export async function freePort(): Promise<number> {
-  return pickPort();
-}
-
 /** Resolves once something on port answers with an SSH banner. */
 async function waitForBanner(port: number, child: ChildProcess, deadlineMs = 10_000): Promise<void> {
   const until = Date.now() + deadlineMs;
@@ -99,7 +94,7 @@ export async function startWorkspaceSshd(): Promise<TestSshd> {
 
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+    const port = await pickPort();
     const config = join(dir, 'sshd_config');
     writeFileSync(config, [
       `ListenAddress 127.0.0.1:${port}`,
