@@ -22,6 +22,7 @@ import { messages, rejectUpgrade, sendPage, sendText } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
 import { createLogGate } from './log-limit';
 import { listenOn } from '../net/listen';
+import { trackConnections } from './connection-drain';
 
 export interface HttpProxyDeps {
   config: ProxyConfig;
@@ -366,6 +367,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       });
     },
   );
+  const connections = trackConnections(server);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     pendingUpgrades.add(socket);
     onUpgrade(req, socket, head)
@@ -391,13 +393,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       stopping = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const relay of openRelays) relay.close('shutdown');
-      server.closeIdleConnections();
-      // Connections that finish their response while draining become idle: close them as they do.
-      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      // Idle and never-used connections go now, busy ones as soon as their last response is out.
+      connections.start();
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)));
       await Promise.race([closed, timedOut]);
-      clearInterval(sweep);
       clearTimeout(timer);
       server.closeAllConnections();
       for (const socket of pendingUpgrades) socket.destroy();
