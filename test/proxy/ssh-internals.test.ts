@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { Client, Server, utils, type Connection, type ServerChannel } from 'ssh2';
 import {
-  DISCONNECT_NO_MORE_AUTH_METHODS, channelOutgoingOpen, connectionWritable, destroyConnection, disconnectWithMessage,
-  missingSsh2Internals, sendExit,
+  DISCONNECT_NO_MORE_AUTH_METHODS, channelOutgoingOpen, connectionWritable, destroyConnection, discardQueuedOutput,
+  disconnectWithMessage, missingSsh2Internals, repairWindowWaits, sendExit,
 } from '../../proxy-image/src/ssh/ssh2-internals';
 
 const hostKey = utils.generateKeyPairSync('ed25519').private;
@@ -139,4 +139,70 @@ test('a connection can be told apart as writable, and destroyed', async () => {
     await closed;
     assert.equal(connectionWritable(conn), false);
   });
+});
+
+/** The client's window for one channel (ssh2's MAX_WINDOW): a paused client grants no more than this. */
+const CLIENT_WINDOW = 2 * 1024 * 1024;
+
+/**
+ * Runs `serve` on the server side of an exec channel while the client is paused (it reads nothing, so no
+ * window comes back), then lets the client read; resolves with what the client got once the channel closed.
+ */
+async function pausedClientExec(
+  serve: (ch: ServerChannel) => void,
+  resumeWhen: Promise<void>,
+): Promise<{ stdout: number; stderr: string }> {
+  let result!: { stdout: number; stderr: string };
+  await withServer((conn) => {
+    conn.on('session', (accept) => accept().on('exec', (acceptExec) => serve(acceptExec())));
+  }, async (port) => {
+    const client = await connectClient(port);
+    try {
+      result = await new Promise((resolve, reject) => {
+        client.exec('x', (err, ch) => {
+          if (err) return reject(err);
+          let stdout = 0;
+          let stderr = '';
+          ch.pause();
+          ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          ch.on('close', () => resolve({ stdout, stderr }));
+          void resumeWhen.then(() => ch.on('data', (d: Buffer) => (stdout += d.length)).resume());
+        });
+      });
+    } finally {
+      client.end();
+    }
+  });
+  return result;
+}
+
+test('a stderr write that waits for the window behind stdout still goes out (repairWindowWaits)', { timeout: 30_000 }, async () => {
+  // ssh2 1.17 alone: the window adjust resumes the waiting stdout write only, and the stderr write queued
+  // behind it is never sent, so the channel never ends (this test then times out).
+  let queued!: () => void;
+  const bothQueued = new Promise<void>((r) => (queued = r));
+  const got = await pausedClientExec((ch) => {
+    repairWindowWaits(ch);
+    ch.write(Buffer.alloc(CLIENT_WINDOW + 1000, 0x61)); // more than the window: waits
+    ch.stderr.write('the reason\n', () => ch.end());
+    queued();
+  }, bothQueued);
+  assert.equal(got.stdout, CLIENT_WINDOW + 1000);
+  assert.equal(got.stderr, 'the reason\n');
+});
+
+test('output queued behind the window is dropped so a notice goes out next (discardQueuedOutput)', { timeout: 30_000 }, async () => {
+  let discarded!: () => void;
+  const done = new Promise<void>((r) => (discarded = r));
+  const got = await pausedClientExec((ch) => {
+    repairWindowWaits(ch);
+    ch.write(Buffer.alloc(CLIENT_WINDOW + 1000, 0x61));
+    ch.write(Buffer.alloc(1024 * 1024, 0x62)); // buffered behind it
+    discardQueuedOutput(ch);
+    ch.stderr.write('the reason\n', () => ch.end());
+    discarded();
+  }, done);
+  // What fitted in the window before the client paused is delivered; the rest is not.
+  assert.equal(got.stdout, CLIENT_WINDOW);
+  assert.equal(got.stderr, 'the reason\n');
 });

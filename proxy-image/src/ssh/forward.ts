@@ -7,13 +7,13 @@
 import type {
   Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpConnectionDetails,
 } from 'ssh2';
-import { endWithNotice, spliceChannels, writeNotice, type SpliceHooks, type StopOutput } from './splice';
+import { endWithNotice, spliceChannels, writeNotice, type NoticeClose, type SpliceHooks, type StopOutput } from './splice';
 import { sendExit } from './ssh2-internals';
 
 /** A session channel (shell, exec, subsystem) the user has open. */
 export interface OpenSession {
-  /** Stops relaying the workspace's output, tells the user why on stderr, closes the channel; resolves once closed. */
-  closeWithNotice(text: string): Promise<void>;
+  /** Stops relaying the workspace's output, tells the user why on stderr, closes the channel. */
+  closeWithNotice(text: string): NoticeClose;
 }
 
 export interface ForwardHooks {

@@ -19,8 +19,10 @@ import {
 } from './ssh2-internals';
 import { listenOn } from '../net/listen';
 
-/** How long a closing connection waits for the client to close its sessions before the disconnect. */
-const CLOSE_CHANNELS_WAIT_MS = 1_000;
+/** How long a closing connection waits for its close notices to go out (a client that reads nothing gives no window). */
+const NOTICE_SEND_WAIT_MS = 3_000;
+/** Then how long it waits for the client to close its sessions (it does once it has printed everything) before the disconnect. */
+const CLOSE_CHANNELS_WAIT_MS = 2_000;
 
 /** Fixed by CONTRACT §5. */
 export const MAX_PASSWORD_TRIES = 3;
@@ -200,16 +202,21 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
     /**
      * Tells the user why, then ends the connection. Open sessions get the text on stderr and a channel
-     * close first, and the disconnect follows once the client has closed them (or after a second): OpenSSH
-     * drops output it has not yet written out when a disconnect arrives, so the reason would be lost.
+     * close first. The disconnect follows only after the notices went out, once the client has closed the
+     * sessions (or after a bound): OpenSSH drops output it has not yet written out when a disconnect
+     * arrives, so a disconnect right behind the notice would lose the reason.
      */
     function closeWith(text: string): void {
       const closing = [...openSessions].map((s) => s.closeWithNotice(text));
-      void settledWithin(Promise.all(closing), closing.length > 0 ? CLOSE_CHANNELS_WAIT_MS : 0).then((inTime) => {
-        if (!inTime) log.debug({ sessions: closing.length }, 'sessions not closed by the client in time: disconnecting anyway');
+      void (async () => {
+        if (closing.length > 0) {
+          const sent = await settledWithin(Promise.all(closing.map((c) => c.sent)), NOTICE_SEND_WAIT_MS);
+          const closed = await settledWithin(Promise.all(closing.map((c) => c.closed)), CLOSE_CHANNELS_WAIT_MS);
+          if (!sent || !closed) log.debug({ sessions: closing.length, sent, closed }, 'sessions not closed by the client in time: disconnecting anyway');
+        }
         disconnectWithMessage(conn, text);
         backend?.end();
-      });
+      })();
     }
 
     conn.on('authentication', (ctx) => {

@@ -12,7 +12,7 @@
 //   workspace CLOSE     -> CLOSE to the user, after all of the above.
 // A CLOSE from the user closes the workspace channel.
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import { channelOutgoingOpen, sendExit, type ExitInfo } from './ssh2-internals';
+import { channelOutgoingOpen, discardQueuedOutput, repairWindowWaits, sendExit, type ExitInfo } from './ssh2-internals';
 
 export interface SpliceHooks {
   bytes(direction: 'to_workspace' | 'from_workspace', n: number): void;
@@ -39,25 +39,33 @@ export function writeNotice(channel: ServerChannel, text: string): void {
   err.write(`\r\ngitlab-workspaces-proxy: ${text}\r\n`);
 }
 
+/** What ending a channel with a notice reports: when the notice went out, and when the channel is closed. */
+export interface NoticeClose {
+  /** The notice was handed to the connection (or the channel can take no data: nothing will be sent). */
+  sent: Promise<void>;
+  /** The channel is closed (the user answered the CLOSE, or the connection went). */
+  closed: Promise<void>;
+}
+
 /**
  * Closes a channel the proxy decided to end, with `text` on the user's stderr. The caller must have stopped
- * relaying into it first. Stdout and stderr share one SSH window and ssh2 serves a pending stdout chunk first,
- * closing the channel as soon as stdout is done: a notice written while output was still queued was dropped.
- * So the notice goes out only after the queued output, and the CLOSE only after the notice.
- * Resolves when the channel is closed (the user answered the CLOSE, or the connection went).
+ * relaying into it first. Order, under back-pressure too: output queued and not yet sent is dropped (the
+ * user would otherwise wait for megabytes a slow client has not read before the reason), the notice goes out
+ * with the next window, then EOF and CLOSE. The caller disconnects only after `sent`, and gives the client
+ * time to close: OpenSSH drops what it has not yet printed when a disconnect arrives.
  */
-export function endWithNotice(channel: ServerChannel, text: string): Promise<void> {
-  const gone = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-  void (async () => {
+export function endWithNotice(channel: ServerChannel, text: string): NoticeClose {
+  const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+  const sent = (async () => {
     // After the workspace's EOF no data can be sent at all; then only the CLOSE is left to send.
     if (channelOutgoingOpen(channel)) {
-      await Promise.race([flushed(channel), gone]);
+      discardQueuedOutput(channel);
       writeNotice(channel, text);
-      await Promise.race([flushed(channel.stderr), gone]);
+      await Promise.race([flushed(channel.stderr), closed]);
     }
     if (!channel.writableEnded) channel.end();
   })();
-  return gone;
+  return { sent, closed };
 }
 
 function ended(r: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
@@ -72,6 +80,8 @@ export function spliceChannels(front: ServerChannel, back: ClientChannel, hooks:
   let exit: ExitInfo | undefined;
   /** The proxy is ending the user's channel itself (or it is closed): the workspace's ending is not relayed. */
   let stopped = false;
+  // Under output, stderr (the workspace's, and the proxy's close notice) must still get through.
+  repairWindowWaits(front);
 
   front.on('data', (chunk: Buffer) => hooks.bytes('to_workspace', chunk.length));
   back.on('data', (chunk: Buffer) => hooks.bytes('from_workspace', chunk.length));

@@ -5,7 +5,8 @@
 //   away") instead of a bare "Connection closed" (ssh2's own end() always sends an empty description);
 // - exit-status/exit-signal after EOF, the order OpenSSH's sshd uses (ssh2's Channel.exit() refuses once EOF
 //   has been sent, which would force us to hold back EOF until the process exits);
-// - the state of a connection's socket and of a channel's sending side.
+// - the state of a connection's socket and of a channel's sending side;
+// - the bookkeeping of writes that wait for the SSH window (repairWindowWaits, discardQueuedOutput).
 import type { Connection, ServerChannel } from 'ssh2';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -128,4 +129,69 @@ export function sendExit(channel: ServerChannel, exit: ExitInfo): void {
 /** Whether the SSH side of a channel can still take data from us. */
 export function channelOutgoingOpen(channel: unknown): boolean {
   return (channel as ChannelInternals).outgoing?.state === 'open';
+}
+
+interface WindowWaitInternals {
+  _write?: (data: Buffer, encoding: unknown, cb: (err?: Error | null) => void) => void;
+  _chunk?: Buffer;
+  _chunkcb?: () => void;
+  _chunkErr?: Buffer;
+  _chunkcbErr?: () => void;
+  outgoing?: { window: number };
+  stderr?: { _write?: (data: Buffer, encoding: unknown, cb: (err?: Error | null) => void) => void };
+  [REPAIRED]?: true;
+}
+const REPAIRED = Symbol('wsp-window-waits-repaired');
+
+/**
+ * Makes a server channel's stderr writes survive waiting for the SSH window. ssh2 1.17 keeps the stdout
+ * write that waited for the window (`_chunk`, `_chunkcb`) after it has gone out, and on every later window
+ * adjust serves that stale chunk before a waiting stderr write: once stdout had waited, a stderr write that
+ * has to wait is never sent (and the stale stdout chunk goes out twice, its callback called twice). Under
+ * output this lost the proxy's close notice and the workspace's own stderr. Each write now starts by
+ * forgetting the previous wait, and a stderr write left waiting behind stdout goes out as soon as stdout
+ * leaves window for it. Idempotent; a channel without these internals is left alone.
+ */
+export function repairWindowWaits(channel: ServerChannel): void {
+  const ch = channel as unknown as WindowWaitInternals;
+  const err = ch.stderr;
+  const writeOut = ch._write;
+  const writeErr = err?._write;
+  if (ch[REPAIRED] || !err || typeof writeOut !== 'function' || typeof writeErr !== 'function') return;
+  ch[REPAIRED] = true;
+  const resumeStderr = (): void => {
+    if (ch._chunk !== undefined || ch._chunkErr === undefined || (ch.outgoing?.window ?? 0) <= 0) return;
+    const data = ch._chunkErr;
+    const cb = ch._chunkcbErr ?? (() => {});
+    err._write!(data, null, cb);
+  };
+  ch._write = (data, encoding, cb) => {
+    ch._chunk = undefined;
+    ch._chunkcb = undefined;
+    writeOut.call(ch, data, encoding, cb);
+    resumeStderr();
+  };
+  err._write = (data, encoding, cb) => {
+    ch._chunkErr = undefined;
+    ch._chunkcbErr = undefined;
+    writeErr.call(err, data, encoding, cb);
+  };
+}
+
+/**
+ * Drops the output queued on a server channel and not yet sent (the write waiting for the SSH window and
+ * everything buffered behind it), and any later write to its stdout: the proxy is closing the channel and
+ * the user must get the reason without first waiting for megabytes of output a slow client has not read.
+ * Needs repairWindowWaits on the channel (ssh2 keeps stale waiting writes otherwise); without it, only
+ * later writes are dropped.
+ */
+export function discardQueuedOutput(channel: ServerChannel): void {
+  const ch = channel as unknown as WindowWaitInternals;
+  if (typeof ch._write !== 'function') return;
+  const waiting = ch[REPAIRED] && ch._chunk !== undefined ? ch._chunkcb : undefined;
+  ch._write = (_data, _encoding, cb) => cb();
+  ch._chunk = undefined;
+  ch._chunkcb = undefined;
+  // Completing the waiting write lets the stream hand its buffered chunks to the discarding _write.
+  waiting?.();
 }
