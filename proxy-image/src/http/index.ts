@@ -23,6 +23,8 @@ import { createWebSocketRelayFactory, type Relay } from './websocket';
 import { createLogGate } from './log-limit';
 import { listenOn } from '../net/listen';
 import { trackConnections } from './connection-drain';
+import { createConnectionLog } from '../observability/connection-log';
+import { logWebSocketEnd } from './websocket-log';
 
 export interface HttpProxyDeps {
   config: ProxyConfig;
@@ -122,6 +124,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   let stopping = false;
   // A scanner trying hostnames must not flood the logs: a few lines a minute, the rest counted.
   const unknownHostGate = createLogGate({ max: 5, windowMs: 60_000 });
+  const connectionLog = createConnectionLog(logger);
 
   function logUnknownHost(host: ParsedHost): void {
     const gate = unknownHostGate();
@@ -345,6 +348,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       notAfter: session.exp,
       close: (reason) => relay.close(reason),
     });
+    logWebSocketEnd(connectionLog, relay, route, session);
     if (stopping) relay.close('shutdown');
     void relay.closed.then(() => {
       logger.debug({ host: route.host }, 'websocket closed');

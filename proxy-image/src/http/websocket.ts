@@ -48,6 +48,13 @@ export interface Relay {
   terminate(): void;
   /** Resolves when both sides are closed. */
   closed: Promise<void>;
+  /** Message bytes relayed each way, and which side closed first (for the connection log). */
+  stats: { toWorkspace: number; fromWorkspace: number; closedFirst?: 'client' | 'workspace'; reason?: CloseReason };
+}
+
+function byteLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
 }
 
 export function closeCodeFor(reason: CloseReason): number {
@@ -165,15 +172,18 @@ function wire(client: WebSocket, backend: WebSocket, early: [RawData, boolean][]
   let closing = false;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
+  const stats: Relay['stats'] = { toWorkspace: 0, fromWorkspace: 0 };
   let open = 2;
-  const onGone = () => {
+  const onGone = (side: 'client' | 'workspace') => () => {
+    stats.closedFirst ??= side;
     if (--open === 0) resolveClosed();
   };
-  client.once('close', onGone);
-  backend.once('close', onGone);
+  client.once('close', onGone('client'));
+  backend.once('close', onGone('workspace'));
 
   const forward = (from: WebSocket, to: WebSocket) => (data: RawData, isBinary: boolean) => {
     if (to.readyState !== WebSocket.OPEN) return;
+    stats[to === backend ? 'toWorkspace' : 'fromWorkspace'] += byteLength(data);
     to.send(data, { binary: isBinary }, () => {
       if (from.isPaused && to.bufferedAmount < HIGH_WATER) from.resume();
     });
@@ -201,6 +211,7 @@ function wire(client: WebSocket, backend: WebSocket, early: [RawData, boolean][]
 
   return {
     closed,
+    stats,
     terminate() {
       client.terminate();
       backend.terminate();
@@ -208,6 +219,7 @@ function wire(client: WebSocket, backend: WebSocket, early: [RawData, boolean][]
     close(reason) {
       if (closing) return;
       closing = true;
+      stats.reason ??= reason;
       const code = closeCodeFor(reason);
       for (const side of [client, backend]) {
         if (side.readyState === WebSocket.OPEN || side.readyState === WebSocket.CONNECTING) {

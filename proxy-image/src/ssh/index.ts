@@ -18,6 +18,7 @@ import {
   DISCONNECT_NO_MORE_AUTH_METHODS, connectionWritable, destroyConnection, disconnectWithMessage, missingSsh2Internals,
 } from './ssh2-internals';
 import { listenOn } from '../net/listen';
+import { createConnectionLog, type ConnectionRecord } from '../observability/connection-log';
 
 /** How long a closing connection waits for its close notices to go out (a client that reads nothing gives no window). */
 const NOTICE_SEND_WAIT_MS = 3_000;
@@ -96,6 +97,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
   const authorizer = createSshAuthorizer({ directory: deps.directory, gitlab: deps.gitlab, cacheTtlMs });
   const limiter = createAddressLimiter({ budget: tuning.addressFailureBudget, refillMs: tuning.addressFailureRefillMs });
   const open = new Set<{ close(reason: CloseReason): void; destroy(): void; gone: Promise<void> }>();
+  const connectionLog = createConnectionLog(logger);
   let stopping = false;
 
   if (!config.ssh.host_key) throw new Error('ssh.host_key is required when ssh.enabled is true');
@@ -159,6 +161,8 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     let backend: Client | undefined;
     let untrack: (() => void) | undefined;
     let closedBy: CloseReason | undefined;
+    /** The connection-log line of an authorized connection, written when it ends. */
+    let record: ConnectionRecord | undefined;
     let connGone = false;
     const openSessions = new Set<OpenSession>();
     /** Abandons a workspace login still in progress when the user leaves. */
@@ -190,6 +194,8 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       untrack?.();
       backend?.end();
       if (authenticated) log.info({ reason: closedBy ?? 'client_closed' }, 'ssh connection closed');
+      if (closedBy) record?.reason(closedBy);
+      record?.end('client_closed');
       resolveGone();
     });
 
@@ -314,13 +320,23 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       client.on('close', () => {
         // The workspace went away under us (pod stopped, sshd restarted).
         if (!closedBy && !connGone) {
+          record?.reason('workspace_closed');
           closedBy = 'workspace_gone';
           wlog.info('workspace sshd closed the connection');
           closeWith('the workspace closed the connection');
         }
       });
+      record = connectionLog.open({
+        kind: 'ssh', userId: decision.userId, workspace: { name: ws.name, namespace: ws.namespace, id: ws.id },
+        auth: 'personal_access_token', client: `${address}:${port}`,
+      });
+      const counted = record;
       forwardConnection(conn, client, {
-        bytes: metrics.bytes,
+        bytes: (direction, n) => {
+          metrics.bytes(direction, n);
+          if (direction === 'to_workspace') counted.toWorkspace(n);
+          else counted.fromWorkspace(n);
+        },
         debug: (msg, extra) => wlog.debug(extra ?? {}, msg),
         sessionOpened: (session) => {
           openSessions.add(session);
