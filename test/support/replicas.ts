@@ -49,12 +49,12 @@ export async function startReplicaSet(stack: Stack, names: string[], opts: Repli
     const proxy = spawnProxy({ config, kubeconfigPath: stack.kubeconfigPath });
     const replica = { name, ports, proxy };
     replicas.set(name, replica);
-    const until = Date.now() + 30_000;
+    const until = Date.now() + 90_000; // a cold start of node under the test load on a busy 2-core box
     for (;;) {
       if (proxy.child.exitCode !== null) throw new Error(`replica ${name} exited with ${proxy.child.exitCode}: ${proxy.stderr()}`);
       const ok = await fetch(`http://127.0.0.1:${ports.internal}/readyz`).then((r) => r.status === 200, () => false);
       if (ok) break;
-      if (Date.now() > until) throw new Error(`replica ${name} not ready within 30 s`);
+      if (Date.now() > until) throw new Error(`replica ${name} not ready within 90 s`);
       await new Promise((r) => setTimeout(r, 50));
     }
     http.add({ name, port: ports.http });

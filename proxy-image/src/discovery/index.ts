@@ -18,6 +18,8 @@ export interface DiscoveryOptions {
   /** First pause before re-listing after a watch error (doubles up to maxBackoffMs). */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Full re-list period (default 5 minutes), see watch.ts. */
+  resyncIntervalMs?: number;
 }
 
 export type WorkspaceDiscovery = WorkspaceDirectory & { stop(): void };
@@ -34,9 +36,11 @@ export function startWorkspaceDiscovery(opts: DiscoveryOptions): WorkspaceDiscov
     logger,
     initialBackoffMs: opts.initialBackoffMs,
     maxBackoffMs: opts.maxBackoffMs,
+    resyncIntervalMs: opts.resyncIntervalMs,
     onList(services) {
       index.replaceAll(services);
       metrics.lists.inc();
+      metrics.lastList.setToCurrentTime();
       if (!ready) logger.info({ workspaces: index.workspaceCount(), hosts: index.hostCount() }, 'first complete list of workspace Services loaded');
       ready = true;
     },

@@ -4,6 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export interface DiscoveryMetrics {
   watchRestarts: Counter;
   lists: Counter;
+  lastList: Gauge;
 }
 
 export function discoveryMetrics(registry: Registry, read: { workspaces(): number; hosts(): number; skipped(): number }): DiscoveryMetrics {
@@ -40,6 +41,13 @@ export function discoveryMetrics(registry: Registry, read: { workspaces(): numbe
     lists: new Counter({
       name: 'workspaces_proxy_discovery_lists_total',
       help: 'Complete lists of workspace Services loaded',
+      registers: [registry],
+    }),
+    // Lists come at least every resync interval (5 min) while the API server answers: an old value means
+    // routing runs on stale state.
+    lastList: new Gauge({
+      name: 'workspaces_proxy_discovery_last_list_timestamp_seconds',
+      help: 'Unix time of the last complete list of workspace Services',
       registers: [registry],
     }),
   };

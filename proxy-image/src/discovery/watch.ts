@@ -3,6 +3,9 @@
 // started after a backoff; the new one lists first, and that list replaces the whole index, so no host of
 // a Service deleted meanwhile survives. A watch the server ends cleanly is resumed by the informer itself
 // from its last resourceVersion (the apiserver replays what happened, or answers 410 and it re-lists).
+// A watch can also get stuck without an error (a proxy or load balancer in between that keeps the stream
+// open but passes nothing on): every resync interval the informer is replaced by a fresh one, whose list
+// replaces the index, so a lost event is repaired within one interval.
 import { CoreV1Api, ListWatch, Watch, type KubeConfig, type V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { agentLabel } from './service';
@@ -18,7 +21,14 @@ export interface ServiceWatchOptions {
   onRestart?(): void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Full re-list period, catching a silently stuck watch (default 5 minutes; 0: never). */
+  resyncIntervalMs?: number;
 }
+
+/** One list of the labelled Services every 5 minutes is cheap for the API server and bounds how long a lost event can last. */
+export const DEFAULT_RESYNC_INTERVAL_MS = 5 * 60_000;
+/** Short enough that changes made during an API server outage are applied within seconds after it. */
+export const DEFAULT_MAX_BACKOFF_MS = 5_000;
 
 export interface ServiceWatch {
   stop(): void;
@@ -40,7 +50,9 @@ class StoppableWatch extends Watch {
 export function startServiceWatch(opts: ServiceWatchOptions): ServiceWatch {
   const { logger } = opts;
   const initial = opts.initialBackoffMs ?? 500;
-  const max = opts.maxBackoffMs ?? 30_000;
+  const max = opts.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
+  const resyncMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
+  let resync: NodeJS.Timeout | undefined;
   const api = opts.kubeConfig.makeApiClient(CoreV1Api);
   let generation = 0;
   let informer: { listWatch: ListWatch<V1Service>; watch: StoppableWatch } | undefined;
@@ -72,6 +84,15 @@ export function startServiceWatch(opts: ServiceWatchOptions): ServiceWatch {
     inf.start().catch((err: unknown) => {
       if (current()) restart(err);
     });
+    if (resyncMs > 0) {
+      // Jittered, so replicas started together do not list together.
+      resync = setTimeout(() => {
+        if (!current()) return;
+        logger.debug('periodic re-list of workspace Services');
+        halt();
+        run();
+      }, resyncMs * (0.9 + Math.random() * 0.2));
+    }
   }
 
   function restart(err: unknown): void {
@@ -90,6 +111,7 @@ export function startServiceWatch(opts: ServiceWatchOptions): ServiceWatch {
 
   function halt(): void {
     generation++;
+    clearTimeout(resync);
     if (informer) {
       informer.watch.stopped = true;
       void informer.listWatch.stop();
