@@ -195,6 +195,13 @@ function explainGitLabError(err: unknown, action: string): Error {
         'Without admin rights (for example on gitlab.com) use oauth.mode: provided with oauthClientId/oauthClientSecret.',
     );
   }
+  // fetch wraps network errors: `fetch failed` with the TLS error as its cause.
+  const tlsCode = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  if (typeof tlsCode === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(tlsCode)) {
+    return new Error(
+      `Could not ${action}: GitLab's TLS certificate is not trusted (${tlsCode}). If GitLab uses an internal CA, set gitlab-workspaces:gitlabCaBundle to its PEM certificate(s).`,
+    );
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new Error(`Could not ${action}${status ? ` (HTTP ${status})` : ''}: ${typeof description === 'string' && description ? description : message}`);
 }
