@@ -96,6 +96,16 @@ describe('image build', () => {
     assert.match(msg, /--driver-opt network=host/);
   });
 
+  it('prod builds linux/arm64 in docker-build\'s own docker-container builder, whose moby/buildkit image bundles QEMU', async () => {
+    // moby/buildkit docs/multi-platform.md: foreign-architecture steps run under the bundled
+    // buildkit-qemu-* emulators, so a plain amd64 runner needs no binfmt registration. A named builder
+    // (build.builder) could be one without them, so prod must not name one.
+    const r = await runStack('prod');
+    const image = r.find('docker-build:index:Image');
+    assert.deepEqual(image.inputs.platforms, ['linux/amd64', 'linux/arm64']);
+    assert.equal(image.inputs.builder, undefined);
+  });
+
   it('previews do not build (docker-build defaults buildOnPreview to true); a switch turns it on', async () => {
     for (const stack of STACKS) {
       const r = await runStack(stack);
