@@ -6,6 +6,9 @@
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
 import { platformConfigSchema, refinePlatform, PLATFORM_SECRET_KEYS } from './platform/config';
+import { imagePullSchema, refineImagePull } from './components/image-pull';
+import { caBundleSchema } from './components/gitlab-ca';
+import { refineBuild } from './components/image';
 
 export const PROJECT = 'gitlab-workspaces';
 
@@ -18,7 +21,7 @@ const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$|^[0-9a-fA-F:]+\/
 const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a Kubernetes quantity such as 100m or 256Mi');
 
 /** Secret keys of the proxy part: they must be set with `pulumi config set --secret`. */
-export const PROXY_SECRET_KEYS = ['gitlabAdminToken', 'oauthClientSecret', 'registryPassword'] as const;
+export const PROXY_SECRET_KEYS = ['gitlabAdminToken', 'oauthClientSecret', 'registryPassword', 'imagePullPassword'] as const;
 export const SECRET_KEYS: readonly string[] = [...PROXY_SECRET_KEYS, ...PLATFORM_SECRET_KEYS];
 
 const oauthSchema = z
@@ -38,6 +41,10 @@ const buildSchema = z
     platforms: z.array(z.enum(['linux/amd64', 'linux/arm64'])).min(1).default(['linux/amd64']),
     /** Registry user; the password comes from the secret key registryPassword. Unset: no login. */
     username: z.string().min(1).optional(),
+    /** Name of an existing buildx builder (docker-container, kubernetes or remote driver). */
+    builder: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a buildx builder name').optional(),
+    /** Build (never push) during `pulumi preview` too; off so that a preview is quick and side-effect free. */
+    buildOnPreview: z.boolean().default(false),
   })
   .strict();
 
@@ -88,7 +95,8 @@ const networkPolicySchema = z
   .object({
     enabled: z.boolean().default(true),
     /** Where the Kubernetes API server is reachable (pod egress); narrow it to the control plane. */
-    apiServerCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
+    /** Unset: allowed by port alone (Cilium matches no ipBlock against a host-network API server). */
+    apiServerCidrs: z.array(cidr).min(1).optional(),
     apiServerPorts: z.array(port).min(1).default([443, 6443]),
     /** Where GitLab is reachable (OAuth token exchange, GraphQL). */
     gitlabCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
@@ -108,6 +116,8 @@ export const stackConfigSchema = z
       .regex(/^\*\.[a-z0-9.-]+$/, 'must be *.<domain>, e.g. *.workspaces.example.com')
       .optional(),
     gitlabUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://gitlab.example.com' }),
+    /** PEM CA certificate(s) GitLab's TLS certificate chains to, when it is not a public CA. */
+    gitlabCaBundle: caBundleSchema.optional(),
     namespace: k8sName.default('gitlab-workspaces'),
     oauth: oauthSchema.prefault({}),
     gitlabAdminToken: secretString('a GitLab admin personal access token with the api scope').optional(),
@@ -117,6 +127,8 @@ export const stackConfigSchema = z
     image: z.string().regex(/^[^\s@]+@sha256:[0-9a-f]{64}$/, 'must be pinned by digest: <repository>@sha256:<64 hex>').optional(),
     build: buildSchema.optional(),
     registryPassword: secretString('the registry password or token').optional(),
+    imagePull: imagePullSchema.prefault({}),
+    imagePullPassword: secretString('a registry token with read access, e.g. a GitLab deploy token with read_registry').optional(),
     replicas: z.number().int().min(1).max(50).default(2),
     autoscaling: autoscalingSchema.prefault({}),
     resources: resourcesSchema.prefault({}),
@@ -138,6 +150,8 @@ export const stackConfigSchema = z
     if (!c.image && !c.build) need('build', 'no prebuilt image is set (set build.repository, or image)');
     if (c.image && c.build) ctx.addIssue({ code: 'custom', path: ['image'], message: 'set either image or build, not both' });
     if (c.build?.username && !c.registryPassword) need('registryPassword', 'build.username is set (secret)');
+    refineBuild(c.build, ctx);
+    refineImagePull(c, ctx);
     // SSH has its own load balancer: one name for both would need two DNS records with two targets.
     if (c.ssh.enabled && c.ssh.host === c.proxyDomain) {
       ctx.addIssue({ code: 'custom', path: ['ssh', 'host'], message: 'must differ from proxyDomain (SSH has its own load balancer)' });

@@ -7,6 +7,8 @@ import { OAuthApplication } from './components/oauth-app';
 import { SigningKey, SshHostKey } from './components/keys';
 import { ProxyConfigSecret } from './components/proxy-config';
 import { ProxyImage } from './components/image';
+import { ImagePullSecret, registryOf } from './components/image-pull';
+import { GitLabCaBundle } from './components/gitlab-ca';
 import { ProxyNamespace } from './components/namespace';
 import { ProxyWorkload } from './components/workload';
 import { ProxyRouting } from './components/routing';
@@ -91,6 +93,7 @@ export async function main(): Promise<StackOutputs> {
     adminToken: cfg.secrets.gitlabAdminToken,
     clientId: cfg.oauthClientId,
     clientSecret: cfg.secrets.oauthClientSecret,
+    caBundle: cfg.gitlabCaBundle,
   });
   const hostKey = cfg.ssh.enabled
     ? new SshHostKey('ssh-host-key', {
@@ -126,11 +129,24 @@ export async function main(): Promise<StackOutputs> {
     registryPassword: cfg.secrets.registryPassword,
     contextDir: REPO_ROOT,
   });
+  const gitlabCa = cfg.gitlabCaBundle ? new GitLabCaBundle('gitlab-ca', { namespace: ns.name, labels, bundle: cfg.gitlabCaBundle }) : undefined;
+  const pullSecret =
+    cfg.imagePull.username && cfg.secrets.imagePullPassword
+      ? new ImagePullSecret('image-pull', {
+          namespace: ns.name,
+          labels,
+          registry: cfg.imagePull.registry ?? registryOf(cfg.build?.repository ?? (cfg.image ?? '').split('@')[0] ?? ''),
+          username: cfg.imagePull.username,
+          password: cfg.secrets.imagePullPassword,
+        })
+      : undefined;
   const workload = new ProxyWorkload('proxy', {
     namespace: ns.name,
     labels,
     image: image.ref,
     configSecretName: config.secretName,
+    imagePullSecretName: pullSecret?.secretName ?? cfg.imagePull.existingSecret,
+    gitlabCa,
     replicas: cfg.replicas,
     autoscaling: cfg.autoscaling,
     resources: cfg.resources,

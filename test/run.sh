@@ -22,6 +22,8 @@ command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
 for tool in ssh scp sftp ssh-keygen; do command -v "$tool" >/dev/null 2>&1 || { need_pkgs+=(openssh-client); break; }; done
 command -v flock >/dev/null 2>&1 || need_pkgs+=(util-linux)
+# openssl issues the private CA of the "GitLab behind an internal CA" tests (test/support/private-ca.ts).
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test: installing missing system packages: ${need_pkgs[*]}"
@@ -46,7 +48,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
   rm -f "$apt_log"
 fi
-for tool in chromium /usr/sbin/sshd ssh scp sftp ssh-keygen flock getent useradd passwd; do
+for tool in chromium /usr/sbin/sshd ssh scp sftp ssh-keygen flock openssl getent useradd passwd; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is still missing"
 done
 # The SSH tests run a real sshd that logs in as a dedicated local user (test/support/sshd.ts), which

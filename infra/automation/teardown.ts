@@ -9,7 +9,7 @@
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { LocalWorkspace, type StackSettings, type StackSummary, type TagMap } from '@pulumi/pulumi/automation';
+import { LocalWorkspace, StackNotFoundError, type Stack, type StackSettings, type StackSummary, type TagMap } from '@pulumi/pulumi/automation';
 import { ttlToMs } from '../platform/config';
 
 export const PROJECT = 'gitlab-workspaces';
@@ -101,6 +101,8 @@ interface CliOptions {
   expired: boolean;
   dryRun: boolean;
   remove: boolean;
+  /** A stack that does not exist (any more) counts as destroyed: the stop job and the sweep race. */
+  missingOk: boolean;
   workDir: string;
 }
 
@@ -112,6 +114,7 @@ export function parseCli(argv: string[]): CliOptions {
       expired: { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
       remove: { type: 'boolean', default: false },
+      'missing-ok': { type: 'boolean', default: false },
       'work-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -126,16 +129,18 @@ export function parseCli(argv: string[]): CliOptions {
     expired: values.expired,
     dryRun: values['dry-run'],
     remove: values.remove,
+    missingOk: values['missing-ok'],
     workDir: values['work-dir'] ?? path.resolve(__dirname, '..', '..'),
   };
 }
 
 const USAGE =
-  'usage: npm run teardown -- (--stack <name> [--stack <name>...] | --expired) [--dry-run] [--remove] [--work-dir <dir>]\n' +
+  'usage: npm run teardown -- (--stack <name> [--stack <name>...] | --expired) [--dry-run] [--remove] [--missing-ok] [--work-dir <dir>]\n' +
   '  --stack     destroy these stacks\n' +
   '  --expired   destroy every stack past its gitlab-workspaces:expires-at tag or ttl\n' +
   '  --dry-run   only print what would be destroyed\n' +
-  '  --remove    also remove the stack (its history and config) after destroying it';
+  '  --remove    also remove the stack (its history and config) after destroying it\n' +
+  '  --missing-ok a stack that does not exist (already torn down) is success, not an error';
 
 export class UsageError extends Error {
   constructor(
@@ -146,6 +151,39 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
+}
+
+/**
+ * Destroys (and optionally removes) each stack; returns how many failed. With missingOk a stack that
+ * does not exist is reported as already gone: the review stop job and the scheduled sweep can both
+ * reach a stack at its 72 h mark, and whichever comes second must not fail.
+ */
+export async function destroyStacks(
+  names: string[],
+  deps: { select(name: string): Promise<Pick<Stack, 'destroy'>>; remove?: (name: string) => Promise<void>; missingOk: boolean; log?: (line: string) => void; error?: (line: string) => void },
+): Promise<number> {
+  const log = deps.log ?? ((l: string) => console.log(l));
+  const error = deps.error ?? ((l: string) => console.error(l));
+  let failed = 0;
+  for (const name of names) {
+    try {
+      const stack = await deps.select(name);
+      log(`destroying ${name} ...`);
+      // Order comes from the state's dependency graph: DNS records before the load balancer,
+      // cert-manager objects before cert-manager. Protected resources make this fail on purpose.
+      await stack.destroy({ onOutput: (s) => process.stdout.write(s), color: 'never' });
+      if (deps.remove) await deps.remove(name);
+      log(`destroyed ${name}${deps.remove ? ' and removed the stack' : ''}`);
+    } catch (e) {
+      if (deps.missingOk && e instanceof StackNotFoundError) {
+        log(`${name} does not exist (already torn down): nothing to do`);
+        continue;
+      }
+      failed++;
+      error(`teardown of ${name} failed: ${(e as Error).message}`);
+    }
+  }
+  return failed;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -167,21 +205,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(targets.size ? `would destroy: ${[...targets].join(', ')}` : 'nothing to destroy');
     return 0;
   }
-  let failed = 0;
-  for (const name of targets) {
-    try {
-      const stack = await LocalWorkspace.selectStack({ stackName: name, workDir: opts.workDir });
-      console.log(`destroying ${name} ...`);
-      // Order comes from the state's dependency graph: DNS records before the load balancer,
-      // cert-manager objects before cert-manager. Protected resources make this fail on purpose.
-      await stack.destroy({ onOutput: (s) => process.stdout.write(s), color: 'never' });
-      if (opts.remove) await ws.removeStack(name);
-      console.log(`destroyed ${name}${opts.remove ? ' and removed the stack' : ''}`);
-    } catch (e) {
-      failed++;
-      console.error(`teardown of ${name} failed: ${(e as Error).message}`);
-    }
-  }
+  const failed = await destroyStacks([...targets], {
+    select: (name) => LocalWorkspace.selectStack({ stackName: name, workDir: opts.workDir }),
+    remove: opts.remove ? (name) => ws.removeStack(name) : undefined,
+    missingOk: opts.missingOk,
+  });
   return failed ? 1 : 0;
 }
 

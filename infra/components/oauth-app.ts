@@ -12,7 +12,13 @@
 // The provider object is serialized with its closure into the state, so: no module-level imports are
 // referenced from its methods (each method requires @gitbeaker/rest itself, keeping the text small),
 // no #private fields (they serialize but do not compile), and the admin token is a secret *input*
-// (kept, encrypted, in the resource's outputs so delete and refresh can use it), never captured.
+// (kept, encrypted, in the resource's outputs), never captured.
+//
+// Rotated tokens: read and delete get only the saved state, whose token may be revoked or expired by
+// the time of a `pulumi refresh` or `destroy` (the review stack's stop job). The engine hands dynamic
+// providers the whole stack config (pulumi/pulumi#17229, `configure` since #17697), so every call uses
+// the token (and CA bundle) the stack is configured with *now*, and the saved one only when the
+// config has none (for instance a destroy run without the stack's config file).
 import * as pulumi from '@pulumi/pulumi';
 
 export const OAUTH_SCOPES = ['api', 'read_user', 'openid', 'profile'] as const;
@@ -26,6 +32,8 @@ export interface OAuthAppProps {
   /** Space-separated, normalized (sorted, unique) by check(). */
   scopes: string;
   confidential: boolean;
+  /** PEM CA bundle GitLab's certificate chains to ('' = public CAs only); see gitlab-ca.ts. */
+  caBundle?: string;
 }
 
 export interface OAuthAppOuts extends OAuthAppProps {
@@ -37,7 +45,39 @@ export interface OAuthAppOuts extends OAuthAppProps {
 /** Properties whose change needs a new application (GitLab has no update endpoint). */
 const REPLACE_KEYS = ['gitlabUrl', 'name', 'redirectUri', 'scopes', 'confidential'] as const;
 
-export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider = {
+/** The stack config keys the provider reads at run time (project-relative). */
+export const CONFIGURED_TOKEN_KEY = 'gitlabAdminToken';
+export const CONFIGURED_CA_KEY = 'gitlabCaBundle';
+
+/** What `configure` found in the stack config of the running operation. */
+interface Configured {
+  token?: string;
+  caBundle?: string;
+}
+
+/**
+ * Options for a @gitbeaker/rest resource: the configured token and CA bundle win over the saved
+ * ones. A CA bundle is *added* to Node's public roots through an undici dispatcher (gitbeaker passes
+ * `agent` to fetch as its dispatcher); certificate verification stays on.
+ */
+function gitlabOptions(props: Pick<OAuthAppProps, 'gitlabUrl' | 'token' | 'caBundle'>, current: Configured | undefined) {
+  const token = current?.token || props.token;
+  const caBundle = current?.caBundle || props.caBundle || '';
+  if (!caBundle) return { host: props.gitlabUrl, token };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Agent } = require('undici') as typeof import('undici');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { rootCertificates } = require('node:tls') as typeof import('node:tls');
+  const dispatcher = new Agent({ connect: { ca: [...rootCertificates, caBundle] } });
+  // Typed as an http.Agent by @gitbeaker/requester-utils, but @gitbeaker/rest hands it to fetch as `dispatcher`.
+  return { host: props.gitlabUrl, token, agent: dispatcher as unknown as import('node:http').Agent };
+}
+
+export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider & { current?: Configured } = {
+  async configure(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
+    this.current = { token: req.config.get(CONFIGURED_TOKEN_KEY), caBundle: req.config.get(CONFIGURED_CA_KEY) };
+  },
+
   async check(_olds: OAuthAppProps, news: OAuthAppProps): Promise<pulumi.dynamic.CheckResult> {
     const failures: pulumi.dynamic.CheckFailure[] = [];
     const url = (v: unknown) => {
@@ -62,10 +102,10 @@ export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider = {
     const replaces = ['gitlabUrl', 'name', 'redirectUri', 'scopes', 'confidential'].filter(
       (k) => String(olds[k as keyof OAuthAppOuts]) !== String(news[k as keyof OAuthAppProps]),
     );
-    const tokenChanged = olds.token !== news.token;
+    const inPlace = olds.token !== news.token || (olds.caBundle ?? '') !== (news.caBundle ?? '');
     // Create-before-delete: the new client id/secret reach the proxy before the old app disappears.
     return {
-      changes: replaces.length > 0 || tokenChanged,
+      changes: replaces.length > 0 || inPlace,
       replaces,
       deleteBeforeReplace: false,
       stables: replaces.length === 0 ? ['applicationId', 'clientId', 'clientSecret'] : [],
@@ -75,7 +115,7 @@ export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: OAuthAppProps): Promise<pulumi.dynamic.CreateResult> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Applications } = require('@gitbeaker/rest') as typeof import('@gitbeaker/rest');
-    const api = new Applications({ host: inputs.gitlabUrl, token: inputs.token });
+    const api = new Applications(gitlabOptions(inputs, this.current));
     let app;
     try {
       app = await api.create(inputs.name, inputs.redirectUri, inputs.scopes, { confidential: inputs.confidential });
@@ -94,7 +134,7 @@ export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider = {
   async read(id: string, props: OAuthAppOuts): Promise<pulumi.dynamic.ReadResult> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Applications } = require('@gitbeaker/rest') as typeof import('@gitbeaker/rest');
-    const api = new Applications({ host: props.gitlabUrl, token: props.token });
+    const api = new Applications(gitlabOptions(props, this.current));
     let apps;
     try {
       apps = await api.all({ perPage: 100 });
@@ -118,14 +158,14 @@ export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, olds: OAuthAppOuts, news: OAuthAppProps): Promise<pulumi.dynamic.UpdateResult> {
-    // Only the admin token can change in place (diff replaces on everything else); GitLab is not called.
-    return { outs: { ...olds, token: news.token } };
+    // Only the admin token and CA bundle change in place (diff replaces on everything else); GitLab is not called.
+    return { outs: { ...olds, token: news.token, caBundle: news.caBundle ?? '' } };
   },
 
   async delete(id: string, props: OAuthAppOuts): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Applications } = require('@gitbeaker/rest') as typeof import('@gitbeaker/rest');
-    const api = new Applications({ host: props.gitlabUrl, token: props.token });
+    const api = new Applications(gitlabOptions(props, this.current));
     try {
       await api.remove(Number(id));
     } catch (err) {
@@ -155,6 +195,13 @@ function explainGitLabError(err: unknown, action: string): Error {
         'Without admin rights (for example on gitlab.com) use oauth.mode: provided with oauthClientId/oauthClientSecret.',
     );
   }
+  // fetch wraps network errors: `fetch failed` with the TLS error as its cause.
+  const tlsCode = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  if (typeof tlsCode === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(tlsCode)) {
+    return new Error(
+      `Could not ${action}: GitLab's TLS certificate is not trusted (${tlsCode}). If GitLab uses an internal CA, set gitlab-workspaces:gitlabCaBundle to its PEM certificate(s).`,
+    );
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new Error(`Could not ${action}${status ? ` (HTTP ${status})` : ''}: ${typeof description === 'string' && description ? description : message}`);
 }
@@ -167,6 +214,8 @@ export interface GitLabOAuthAppArgs {
   redirectUri: pulumi.Input<string>;
   scopes?: pulumi.Input<string>;
   confidential?: pulumi.Input<boolean>;
+  /** PEM CA bundle for a GitLab behind an internal CA. */
+  caBundle?: pulumi.Input<string>;
 }
 
 /** One instance-wide OAuth application in GitLab, managed through the REST API. */
@@ -187,6 +236,7 @@ export class GitLabOAuthApp extends pulumi.dynamic.Resource {
         redirectUri: args.redirectUri,
         scopes: args.scopes ?? OAUTH_SCOPES.join(' '),
         confidential: args.confidential ?? true,
+        caBundle: args.caBundle ?? '',
         applicationId: undefined,
         clientId: undefined,
         clientSecret: undefined,
@@ -211,6 +261,8 @@ export interface OAuthApplicationArgs {
   appName: string;
   /** managed mode: admin token (secret). */
   adminToken?: pulumi.Input<string>;
+  /** PEM CA bundle for a GitLab behind an internal CA. */
+  caBundle?: string;
   /** provided mode. */
   clientId?: pulumi.Input<string>;
   clientSecret?: pulumi.Input<string>;
@@ -230,7 +282,7 @@ export class OAuthApplication extends pulumi.ComponentResource {
       if (args.adminToken === undefined) throw new Error('OAuthApplication: managed mode needs adminToken');
       this.app = new GitLabOAuthApp(
         name,
-        { gitlabUrl: args.gitlabUrl, token: args.adminToken, name: args.appName, redirectUri: this.redirectUri },
+        { gitlabUrl: args.gitlabUrl, token: args.adminToken, name: args.appName, redirectUri: this.redirectUri, caBundle: args.caBundle },
         { parent: this },
       );
       this.clientId = this.app.clientId;

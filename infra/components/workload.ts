@@ -20,6 +20,10 @@ export interface WorkloadArgs {
   labels: Record<string, string>;
   image: pulumi.Input<string>;
   configSecretName: pulumi.Input<string>;
+  /** `imagePullSecrets` of the pods (a kubernetes.io/dockerconfigjson Secret in the namespace). */
+  imagePullSecretName?: pulumi.Input<string>;
+  /** CA bundle for GitLab's TLS (components/gitlab-ca.ts): mounted, and named by an env var. */
+  gitlabCa?: { volume: k8s.types.input.core.v1.Volume; volumeMount: k8s.types.input.core.v1.VolumeMount; env: k8s.types.input.core.v1.EnvVar; checksum: string };
   replicas: number;
   autoscaling: { enabled: boolean; maxReplicas: number; targetCpuUtilization: number };
   resources: { requests: { cpu: string; memory: string }; limits: { cpu?: string; memory: string } };
@@ -28,7 +32,8 @@ export interface WorkloadArgs {
     enabled: boolean;
     /** Namespace of the ingress controller: the only source of HTTP traffic. */
     controllerNamespace: string;
-    apiServerCidrs: string[];
+    /** Unset: the API server is allowed by port alone (see the egress rule). */
+    apiServerCidrs?: string[];
     apiServerPorts: number[];
     gitlabCidrs: string[];
     gitlabPort: number;
@@ -105,9 +110,11 @@ export class ProxyWorkload extends pulumi.ComponentResource {
           // Never below the wanted capacity during a rollout: long-lived connections drain slowly.
           strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
           template: {
-            metadata: { labels },
+            // Node reads NODE_EXTRA_CA_CERTS once, at start: a new bundle must roll the pods.
+            metadata: { labels, ...(args.gitlabCa ? { annotations: { 'gitlab-workspaces.gitlab.com/gitlab-ca-sha256': args.gitlabCa.checksum } } : {}) },
             spec: {
               serviceAccountName: this.serviceAccount.metadata.name,
+              ...(args.imagePullSecretName !== undefined ? { imagePullSecrets: [{ name: args.imagePullSecretName }] } : {}),
               // The proxy watches Services through the API server, so it needs its token.
               automountServiceAccountToken: true,
               enableServiceLinks: false,
@@ -130,7 +137,7 @@ export class ProxyWorkload extends pulumi.ComponentResource {
                   imagePullPolicy: 'IfNotPresent',
                   args: ['-config', `${CONFIG_DIR}/${CONFIG_FILE}`],
                   ports,
-                  env: [{ name: 'NODE_ENV', value: 'production' }],
+                  env: [{ name: 'NODE_ENV', value: 'production' }, ...(args.gitlabCa ? [args.gitlabCa.env] : [])],
                   resources,
                   securityContext: {
                     allowPrivilegeEscalation: false,
@@ -149,12 +156,14 @@ export class ProxyWorkload extends pulumi.ComponentResource {
                   volumeMounts: [
                     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                     { name: 'tmp', mountPath: '/tmp' },
+                    ...(args.gitlabCa ? [args.gitlabCa.volumeMount] : []),
                   ],
                 },
               ],
               volumes: [
                 { name: 'config', secret: { secretName: args.configSecretName, defaultMode: 0o440, items: [{ key: CONFIG_FILE, path: CONFIG_FILE }] } },
                 { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+                ...(args.gitlabCa ? [args.gitlabCa.volume] : []),
               ],
             },
           },
@@ -239,7 +248,13 @@ export class ProxyWorkload extends pulumi.ComponentResource {
                     { port: 53, protocol: 'TCP' },
                   ],
                 },
-                { to: np.apiServerCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: np.apiServerPorts.map((port) => ({ port, protocol: 'TCP' })) },
+                // The API server. Cilium matches no ipBlock (not even 0.0.0.0/0) against an API server on
+                // the host network (kubeadm, k3s, RKE2, Talos: cilium/cilium#20550), so unless the user
+                // narrowed the CIDRs the rule allows its ports to any destination.
+                {
+                  ...(np.apiServerCidrs ? { to: np.apiServerCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
+                  ports: np.apiServerPorts.map((port) => ({ port, protocol: 'TCP' })),
+                },
                 { to: np.gitlabCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ port: np.gitlabPort, protocol: 'TCP' }] },
                 // Workspace Services: any port (their ports are chosen by each devfile).
                 { to: [{ namespaceSelector: { matchLabels: np.workspaceNamespaceLabels } }] },

@@ -13,6 +13,8 @@ import type { ControllerConfig } from './config';
 export const TRAEFIK_REPO = 'https://traefik.github.io/charts';
 /** Pod label the chart adds (deployment.podLabels) and our LoadBalancer Service selects on. */
 export const CONTROLLER_POD_LABEL = 'gitlab-workspaces.gitlab.com/ingress-controller';
+/** Port of the LoadBalancer Service that maps to Traefik's websecure entry point (8443 in the pod). */
+export const WEBSECURE_EXPOSED_PORT = 443;
 
 /** What a LoadBalancer Service reports: an IP (most clouds, kind/k3d) or a hostname (AWS ELB). */
 export interface LoadBalancerAddress {
@@ -63,7 +65,9 @@ export function traefikValues(cfg: ControllerConfig, serviceName: string): Recor
     additionalArguments: [
       // Ingress status shows our Service's address (kubectl get ingress, external-dns...).
       `--providers.kubernetesingress.ingressendpoint.publishedservice=${cfg.namespace}/${serviceName}`,
-      '--entryPoints.web.http.redirections.entryPoint.to=websecure',
+      // `to=websecure` would take the port of websecure's *address* (:8443 in the chart), not the
+      // exposed 443 (traefik pkg/provider/traefik/internal.go); the chart's own redirect renders :443.
+      `--entryPoints.web.http.redirections.entryPoint.to=:${WEBSECURE_EXPOSED_PORT}`,
       '--entryPoints.web.http.redirections.entryPoint.scheme=https',
       // Traefik 3 defaults readTimeout to 60 s, which also cuts upgraded WebSocket connections and
       // long uploads: 0 = no limit. Idle client connections close after idleTimeoutSeconds.
@@ -142,7 +146,7 @@ export class IngressController extends pulumi.ComponentResource {
             selector: { [CONTROLLER_POD_LABEL]: 'traefik' },
             ports: [
               { name: 'web', port: 80, targetPort: 'web', protocol: 'TCP' },
-              { name: 'websecure', port: 443, targetPort: 'websecure', protocol: 'TCP' },
+              { name: 'websecure', port: WEBSECURE_EXPOSED_PORT, targetPort: 'websecure', protocol: 'TCP' },
             ],
           },
         },

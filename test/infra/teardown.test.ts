@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { StackSettings, StackSummary, TagMap } from '@pulumi/pulumi/automation';
-import { describeStacks, EXPIRES_AT_TAG, parseCli, selectExpired, TTL_TAG, UsageError, type StackSource } from '../../infra/automation/teardown';
+import { describeStacks, destroyStacks, EXPIRES_AT_TAG, parseCli, selectExpired, TTL_TAG, UsageError, type StackSource } from '../../infra/automation/teardown';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const hoursAgo = (h: number) => new Date(NOW.getTime() - h * 3_600_000).toISOString();
@@ -137,5 +137,37 @@ describe('teardown command line', () => {
     assert.match(res.stdout, /usage: npm run teardown -- \(--stack <name>/);
     assert.match(res.stdout, /--expired/);
     assert.equal(res.stderr, '');
+  });
+});
+
+describe('teardown of a stack that is already gone (stop job vs. sweep at 72 h)', () => {
+  // The Automation API's own classification of the CLI's answer for a missing stack.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createCommandError } = require('@pulumi/pulumi/automation/errors.js') as {
+    createCommandError(r: { stdout: string; stderr: string; code: number; err?: Error }): Error;
+  };
+  const missing = (name: string) => createCommandError({ stdout: '', stderr: `error: no stack named '${name}' found\n`, code: 255 });
+
+  it('--missing-ok counts a missing stack as torn down; without it, it is a failure', async () => {
+    assert.equal(parseCli(['--stack', 'review-mr-1', '--missing-ok']).missingOk, true);
+    const lines: string[] = [];
+    const deps = (missingOk: boolean) => ({
+      select: (name: string) => Promise.reject(missing(name)),
+      missingOk,
+      log: (l: string) => lines.push(l),
+      error: (l: string) => lines.push(l),
+    });
+    assert.equal(await destroyStacks(['review-mr-1'], deps(true)), 0);
+    assert.match(lines.join('\n'), /review-mr-1 does not exist \(already torn down\)/);
+    assert.equal(await destroyStacks(['review-mr-1'], deps(false)), 1);
+  });
+
+  it('any other error still fails, with missing-ok too', async () => {
+    const failing = { select: () => Promise.reject(new Error('[409] Conflict: Another update is currently in progress.')), missingOk: true, log: () => {}, error: () => {} };
+    assert.equal(await destroyStacks(['review-mr-2'], failing), 1);
+    let destroyed = 0;
+    const ok = { select: () => Promise.resolve({ destroy: async () => ((destroyed++, {}) as never) }), missingOk: true, log: () => {} };
+    assert.equal(await destroyStacks(['review-mr-3'], ok), 0);
+    assert.equal(destroyed, 1);
   });
 });

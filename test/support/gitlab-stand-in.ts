@@ -30,6 +30,7 @@
 // table, per-endpoint failure injection and counters) would need as many overrides of oidc-provider as
 // writing the few endpoints, and here every branch is visible to the tests that depend on it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
@@ -84,6 +85,9 @@ export interface GitLabStandInOptions {
   /** 'auto' (default): a signed-in user is sent straight back with a code, as for a trusted app.
    *  'prompt': an "Authorize" page with button#authorize / button#deny is shown first. */
   consent?: 'auto' | 'prompt';
+  /** Serve HTTPS with this key and certificate chain (PEM), e.g. from test/support/private-ca.ts;
+   *  `url` is then `https://127.0.0.1:<port>`. */
+  tls?: { key: string; cert: string };
 }
 
 export interface GitLabStandIn {
@@ -812,12 +816,13 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   }
 
   const sockets = new Set<Socket>();
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) json(res, 500, { message: '500 Internal Server Error', detail: (err as Error).message });
       else res.destroy();
     });
-  });
+  };
+  const server: Server = opts.tls ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, onRequest) : createServer(onRequest);
   server.on('connection', (s) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
@@ -832,7 +837,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       });
     });
     port = (server.address() as AddressInfo).port;
-    url = `http://127.0.0.1:${port}`;
+    url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   }
 
   let listening = false;
