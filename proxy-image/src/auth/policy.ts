@@ -1,14 +1,21 @@
-// Timing policy of re-authorization: derived from auth.reauthorize_interval so that one setting
-// controls everything (CONTRACT §6), and kept in one place so docs and tests agree with the code.
+// How long GitLab's answers are trusted, and how long an outage is ridden out: all derived from
+// auth.reauthorize_interval so that one setting controls everything (docs/contract.md §6), and kept in
+// one place so the HTTP side, SSH logins, open connections, the docs and the tests agree.
 
-/** Intervals a batch may go without a GitLab confirmation (unreachable or 5xx) before it closes. */
+/** Intervals a credential may go without a GitLab confirmation (unreachable or 5xx) before access ends. */
 export const GRACE_INTERVALS = 3;
 
-/** Upper bound of one token refresh: GitLab's token endpoint hanging must not stall a batch forever. */
+/** Upper bound of one token refresh: GitLab's token endpoint hanging must not stall a check forever. */
 export const REFRESH_TIMEOUT_MS = 10_000;
 
-/** setTimeout's largest delay; longer deadlines re-arm. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A "not the owner" answer is reused this long at most (a user just given the workspace waits no longer). */
+export const NOT_OWNER_REUSE_MS = 5_000;
+
+/** A positive answer opens new SSH connections for this long at most (an IDE opens several at once). */
+export const NEW_CONNECTION_REUSE_MS = 10_000;
+
+/** Browser requests refresh an access token this long before it expires, so a request never races the expiry. */
+export const REQUEST_REFRESH_EARLY_MS = 30_000;
 
 export function intervalMs(reauthorizeIntervalSeconds: number): number {
   return reauthorizeIntervalSeconds * 1000;
@@ -18,25 +25,32 @@ export function graceMs(reauthorizeIntervalSeconds: number): number {
   return GRACE_INTERVALS * intervalMs(reauthorizeIntervalSeconds);
 }
 
-/**
- * First re-check of a new batch: somewhere in [interval/2, interval). The connection was just
- * authorized when it opened; the random phase spreads batches created at the same moment (a proxy
- * restart reconnecting every browser) across half an interval.
- */
-export function firstCheckDelayMs(interval: number, random: () => number): number {
-  return interval * (0.5 + 0.5 * random());
+/** True while an outage that began (or whose last confirmation was) at `since` is still within the grace. */
+export function withinGrace(since: number, now: number, reauthorizeIntervalSeconds: number): boolean {
+  return now - since < graceMs(reauthorizeIntervalSeconds);
 }
 
-/**
- * Later re-checks: every [3/4 interval, interval). Never longer than one interval, so a change is
- * seen by the next check within one interval (the contract allows two plus one second), and the
- * jitter keeps batches from drifting back into lockstep.
- */
-export function nextCheckDelayMs(interval: number, random: () => number): number {
-  return interval * (0.75 + 0.25 * random());
+/** How old a cached answer each kind of caller accepts, in ms; 0 means "ask GitLab" (in-flight calls are still shared). */
+export interface Reuse {
+  ownerMs: number;
+  notOwnerMs: number;
 }
 
-/** An OAuth access token this close to expiry is refreshed before the check rather than after a failure. */
-export function refreshMarginMs(interval: number): number {
-  return 2 * interval;
+/** Browser requests: a positive answer for one interval, a negative one briefly. */
+export function requestReuse(reauthorizeIntervalSeconds: number): Reuse {
+  const interval = intervalMs(reauthorizeIntervalSeconds);
+  return { ownerMs: interval, notOwnerMs: Math.min(NOT_OWNER_REUSE_MS, interval) };
+}
+
+/** New SSH connections: positive answers briefly (never beyond one interval), failures never. */
+export function newConnectionReuse(reauthorizeIntervalSeconds: number, capMs = NEW_CONNECTION_REUSE_MS): Reuse {
+  return { ownerMs: Math.min(capMs, intervalMs(reauthorizeIntervalSeconds)), notOwnerMs: 0 };
+}
+
+/** Re-checks of open connections always ask GitLab. */
+export const RECHECK: Reuse = { ownerMs: 0, notOwnerMs: 0 };
+
+/** An open connection's access token this close to expiry is refreshed before its re-check rather than after a failure. */
+export function recheckRefreshMarginMs(reauthorizeIntervalSeconds: number): number {
+  return 2 * intervalMs(reauthorizeIntervalSeconds);
 }

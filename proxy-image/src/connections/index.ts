@@ -1,5 +1,3 @@
-// Session registry for long-lived connections (CONTRACT §6).
-export { createSessionRegistry, type SessionRegistryOptions } from './registry';
-export { GRACE_INTERVALS, graceMs } from './policy';
+// The connection registry: open WebSocket and SSH connections, re-authorized while they last (docs/contract.md §6).
+export { createConnectionRegistry, type ConnectionRegistryOptions } from './registry';
 export * from './types';
-export { shareRefreshes } from './shared-refresher';
