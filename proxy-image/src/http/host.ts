@@ -35,7 +35,7 @@ export function parseHost(header: string | undefined): ParsedHost | 'invalid' | 
   return { authority, hostname: hostname.endsWith('.') ? hostname.slice(0, -1) : hostname };
 }
 
-/** Hosts a kubelet probe or an operator on the pod would use: internal endpoints answer there (CONTRACT §4). */
+/** Hosts a kubelet probe or an operator on the pod would use: internal endpoints answer there (docs/contract.md §4). */
 export function isInternalHost(host: ParsedHost | undefined): boolean {
   return host === undefined || host.hostname === 'localhost' || isIP(host.hostname) !== 0;
 }

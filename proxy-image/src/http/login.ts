@@ -1,4 +1,4 @@
-// Browser login (CONTRACT §4), in four hops, every value signed and encrypted by the proxy:
+// Browser login (docs/contract.md §4), in four hops, every value signed and encrypted by the proxy:
 //  1. workspace host, no session: set a host-only binding cookie (random), redirect to the proxy domain's
 //     login path with a sealed "start" token {host, return path, fingerprint(binding)}.
 //  2. proxy domain /auth/login: new state, nonce, PKCE verifier; sealed into a short-lived host-only cookie
