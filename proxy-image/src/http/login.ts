@@ -261,9 +261,8 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     },
     async handleProxyDomain(req, res) {
       const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
-      if (url.pathname !== loginPath && url.pathname !== callbackPath) {
-        return sendAnswer(res, answers.notFound);
-      }
+      // Anything else on the proxy domain, `/` included: a short page pointing to GitLab (docs/contract.md §4).
+      if (url.pathname !== loginPath && url.pathname !== callbackPath) return sendAnswer(res, answers.openFromGitLab);
       // GET only: a HEAD must not spend a single-use code or state.
       if (req.method !== 'GET') return sendAnswer(res, answers.methodNotAllowed, { allow: 'GET' });
       if (url.pathname === loginPath) return loginStart(req, res, url);

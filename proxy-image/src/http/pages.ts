@@ -83,6 +83,11 @@ export const answers = {
   otherAuthority: { status: 400, text: 'request target names another host' },
   unknownHost: { status: 400, text: 'no workspace serves this host' },
   notWebSocket: { status: 400, text: 'only WebSocket upgrades are proxied' },
+  /** The proxy domain serves the login flow only (docs/contract.md §4): every other path, `/` included. */
+  openFromGitLab: {
+    status: 400, text: 'workspaces are opened from GitLab', title: 'Open your workspace from GitLab',
+    message: 'Workspaces are opened from GitLab (Your work → Workspaces). This address only signs you in when a workspace asks for it.',
+  },
   /** A broken, expired, replayed or other-browser login step; the page says which and how to start again. */
   signInIncomplete: { status: 400, text: 'sign-in did not complete', title: 'Sign-in did not complete' },
   signInRequired: { status: 401, text: 'sign in required: open this workspace URL in a browser first' },
