@@ -28,6 +28,15 @@ export function bearerOf(c: Credential): string {
   return c.type === 'token' ? c.token : c.accessToken;
 }
 
+/**
+ * What tells one credential from another (fingerprinted for map keys, never stored as is). For tokens it
+ * is the token; a kind that GitLab is not shown (an SSH key, checked with the proxy's service token)
+ * would answer with its own identity here, e.g. the user id and the key's blob.
+ */
+export function identityOf(c: Credential): string {
+  return bearerOf(c);
+}
+
 /** True when the credential expires within `marginMs` and can be refreshed before it does. */
 export function refreshDue(c: Credential, marginMs: number, now: number): boolean {
   return c.type === 'oauth' && !!c.refreshToken && c.expiresAt !== undefined && c.expiresAt - marginMs <= now;

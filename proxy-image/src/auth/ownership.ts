@@ -8,7 +8,7 @@
 // "owner unchanged and the key still one of the owner's GitLab keys", asked with a service token) is a new
 // entry there and a variant of Credential, and every caller gets caching and sharing for it unchanged.
 import type { GitLabApi, OwnershipResult } from './gitlab-api';
-import { bearerOf, type Credential } from './credential';
+import { bearerOf, identityOf, type Credential } from './credential';
 import { createSealer, randomToken } from './crypto';
 import type { Reuse } from './policy';
 
@@ -60,7 +60,7 @@ export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
   // The fingerprint of a secret is memoised per secret string (bounded): hot paths reuse the same few.
   const fingerprints = new Map<string, string>();
   function keyOf(c: Credential): string {
-    const secret = bearerOf(c);
+    const secret = identityOf(c);
     let fp = fingerprints.get(secret);
     if (fp === undefined) {
       fp = fingerprint(secret);
