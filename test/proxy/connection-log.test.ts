@@ -94,7 +94,7 @@ test('WebSockets: one line when each ends, closed by the client or by the proxy,
 
     const revoked = await openWebSocket(h, cookie);
     const closed = new Promise<number>((r) => revoked.once('close', (code) => r(code)));
-    h.sessions.closeAll('not_owner');
+    h.connections.closeAll('not_owner');
     assert.equal(await closed, 1008);
     const second = await waitFor('the line of the revoked WebSocket', () => ended(lines())[1]);
     assert.equal(second.closeReason, 'not_owner');
@@ -133,7 +133,7 @@ test('SSH: one line when a session ends, with the bytes each way, and never the 
     const started = h.marker('revoked');
     const open = h.ssh({ tokens: [h.aliceToken], command: [`${started.touch}; sleep 30`] });
     await started.wait();
-    h.sessions.closeAll('not_owner');
+    h.connections.closeAll('not_owner');
     await open;
     const revoked = await waitFor('the revoked SSH line', () => h.logs().filter((l) => l.event === 'connection_end')[1]);
     assert.equal(revoked.closeReason, 'not_owner');

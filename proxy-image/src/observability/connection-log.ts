@@ -2,7 +2,7 @@
 // answer "who used which workspace when, how, for how long, and why did it end". Only identifiers and
 // counts go in: never a token, cookie, password, header or path query.
 import type { Logger } from 'pino';
-import type { CloseReason } from '../sessions/types';
+import type { CloseReason } from '../connections/types';
 
 export type ConnectionKind = 'websocket' | 'ssh';
 /** How the connection was authenticated. */
