@@ -60,10 +60,10 @@ type Shape = { [key: string]: Shape | true };
 const knownShape: Shape = {
   auth: {
     client_id: true, client_secret: true, host: true, redirect_uri: true, signing_key: true, protocol: true,
-    reauthorize_interval: true, max_session_duration: true,
+    reauthorize_interval: true, max_session_duration: true, service_token: true,
   },
   http: { enabled: true, port: true, internal_port: true },
-  ssh: { enabled: true, port: true, host_key: true, backend_port: true, backend_username: true },
+  ssh: { enabled: true, port: true, host_key: true, backend_port: true, backend_username: true, public_key_auth: true },
   metrics_path: true,
   log_level: true,
 };

@@ -18,6 +18,9 @@ export const configSchema = z
       protocol: z.enum(['https', 'http']).default('https'),
       reauthorize_interval: z.number().positive().default(60),
       max_session_duration: z.number().min(0).default(0),
+      // The proxy's own GitLab token (a project access token with read_api on the agent's project): used
+      // only for SSH public-key logins, where no user token exists to ask GitLab with.
+      service_token: z.string().min(1).optional(),
     }),
     http: z
       .object({
@@ -33,6 +36,8 @@ export const configSchema = z
         host_key: z.string().optional(),
         backend_port: port.default(22),
         backend_username: z.string().min(1).default('gitlab-workspaces'),
+        // Accept the workspace owner's GitLab SSH keys; in effect only with auth.service_token.
+        public_key_auth: z.boolean().default(true),
       })
       .prefault({}),
     metrics_path: z.string().startsWith('/').default('/metrics'),
