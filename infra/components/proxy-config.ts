@@ -26,7 +26,9 @@ export interface ProxyConfigArgs {
   reauthorizeInterval: number;
   maxSessionDuration: number;
   logLevel: ProxyConfigInput['log_level'];
-  ssh: { enabled: boolean; hostKey: pulumi.Input<string>; backendPort: number; backendUsername: string };
+  ssh: { enabled: boolean; hostKey: pulumi.Input<string>; backendPort: number; backendUsername: string; publicKeyAuth?: boolean };
+  /** auth.service_token (SSH key logins); omitted from the file when unset. */
+  serviceToken?: pulumi.Input<string>;
 }
 
 /** Builds the config object (pure; exported for tests). */
@@ -40,7 +42,8 @@ export function proxyConfigObject(v: {
   reauthorizeInterval: number;
   maxSessionDuration: number;
   logLevel: ProxyConfigInput['log_level'];
-  ssh: { enabled: boolean; hostKey: string; backendPort: number; backendUsername: string };
+  ssh: { enabled: boolean; hostKey: string; backendPort: number; backendUsername: string; publicKeyAuth?: boolean };
+  serviceToken?: string;
 }): ProxyConfigInput {
   return {
     auth: {
@@ -52,6 +55,7 @@ export function proxyConfigObject(v: {
       protocol: v.protocol,
       reauthorize_interval: v.reauthorizeInterval,
       max_session_duration: v.maxSessionDuration,
+      ...(v.serviceToken ? { service_token: v.serviceToken } : {}),
     },
     http: { enabled: true, port: HTTP_PORT, internal_port: INTERNAL_PORT },
     ssh: {
@@ -60,6 +64,7 @@ export function proxyConfigObject(v: {
       ...(v.ssh.enabled ? { host_key: v.ssh.hostKey } : {}),
       backend_port: v.ssh.backendPort,
       backend_username: v.ssh.backendUsername,
+      public_key_auth: v.ssh.publicKeyAuth ?? true,
     },
     metrics_path: '/metrics',
     log_level: v.logLevel,
@@ -76,8 +81,8 @@ export class ProxyConfigSecret extends pulumi.ComponentResource {
   constructor(name: string, args: ProxyConfigArgs, opts?: pulumi.ComponentResourceOptions) {
     super('gitlab-workspaces:proxy:ConfigSecret', name, {}, opts);
     const yaml = pulumi
-      .all([args.clientId, args.clientSecret, args.signingKey, args.ssh.hostKey])
-      .apply(([clientId, clientSecret, signingKey, hostKey]) =>
+      .all([args.clientId, args.clientSecret, args.signingKey, args.ssh.hostKey, args.serviceToken])
+      .apply(([clientId, clientSecret, signingKey, hostKey, serviceToken]) =>
         renderConfigYaml(
           proxyConfigObject({
             gitlabUrl: args.gitlabUrl,
@@ -90,6 +95,7 @@ export class ProxyConfigSecret extends pulumi.ComponentResource {
             maxSessionDuration: args.maxSessionDuration,
             logLevel: args.logLevel,
             ssh: { ...args.ssh, hostKey },
+            serviceToken,
           }),
         ),
       );

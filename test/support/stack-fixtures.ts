@@ -24,6 +24,7 @@ export const SECRET_FIXTURES: Record<string, string> = {
   'gitlab-workspaces:gitlabAdminToken': 'glpat-fixture-admin-token-0001',
   'gitlab-workspaces:oauthClientSecret': 'gloas-fixture-client-secret-0002',
   'gitlab-workspaces:registryPassword': 'fixture-registry-password-0003',
+  'gitlab-workspaces:sshServiceToken': 'glpat-fixture-ssh-service-token-0005',
   'gitlab-workspaces:cloudflareApiToken': 'fixture-cloudflare-api-token-00000000004',
   'gitlab-workspaces:tlsProxyCert': fakePem('CERTIFICATE'),
   'gitlab-workspaces:tlsProxyKey': fakePem('PRIVATE KEY'),
