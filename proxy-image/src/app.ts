@@ -1,31 +1,104 @@
-// Composition root: builds every part of the proxy from its config and wires them together.
-// Each part gets its dependencies passed in; nothing here is global, so tests can start several proxies
-// in one process.
+// Composition root: builds every part of the proxy from its config and wires them together. Each part
+// gets its dependencies passed in; nothing here is global, so tests can start several proxies in one
+// process. Tests assemble the proxy here too, replacing only what cannot run as in production (the
+// directory, GitLab's address, the backend pool, the clock, the logger), so they test this wiring.
+import type { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { ProxyConfig } from './config';
 import { createMetricsRegistry } from './observability/metrics';
 import { startWorkspaceDiscovery } from './discovery';
-import { createGitLabApi } from './auth/gitlab-api';
-import { createOidc } from './auth/oidc';
-import { createSessionRegistry, shareRefreshes } from './sessions';
-import { createHttpProxy } from './http';
-import { createInternalServer } from './observability/internal-server';
-import { createSshProxy } from './ssh';
+import type { WorkspaceDirectory } from './discovery/types';
+import { createGitLabApi, type GitLabApi } from './auth/gitlab-api';
+import { createAuth, type Auth } from './auth';
+import { createConnectionRegistry, type ConnectionRegistry } from './connections';
+import { createHttpProxy, type HttpProxy } from './http';
+import { createInternalServer, type InternalServer } from './observability/internal-server';
+import { createSshProxy, type SshProxy, type SshTuning } from './ssh';
 import { gitlabCallMetrics } from './observability/gitlab-metrics';
 
 export interface RunningProxy {
   /** Bound addresses, useful when the config asked for port 0 (tests). */
   addresses: { http?: AddressInfo; internal: AddressInfo; ssh?: AddressInfo };
-  /** Graceful stop (CONTRACT §1): stop accepting, drain, close long-lived connections with "going away". */
+  /** Graceful stop (docs/contract.md §1): stop accepting, drain, close long-lived connections with "going away". */
   shutdown(): Promise<void>;
 }
 
-export interface StartOptions {
+/** The parts a test may replace; everything else is built as in production. */
+export interface ProxyParts {
+  /** Default: Kubernetes discovery from `kubeConfig`. A directory passed in is not stopped by the proxy. */
+  directory?: WorkspaceDirectory & { stop?(): void };
+  gitlab?: GitLabApi;
+  /** Connection pool to workspaces. */
+  backendAgent?: Agent;
+  /** Clock in epoch ms for authorization and the connection registry. */
+  now?: () => number;
+  registry?: Registry;
+  sshTuning?: Partial<SshTuning>;
+}
+
+export interface AssembleOptions extends ProxyParts {
   config: ProxyConfig;
-  kubeConfig: KubeConfig;
   logger: Logger;
+  /** Needed unless `directory` is given. */
+  kubeConfig?: KubeConfig;
+}
+
+export interface AssembledProxy {
+  config: ProxyConfig;
+  directory: WorkspaceDirectory;
+  auth: Auth;
+  connections: ConnectionRegistry;
+  registry: Registry;
+  /** Metrics and health on http.internal_port (listening only when started). */
+  internal: InternalServer;
+  http?: HttpProxy;
+  ssh?: SshProxy;
+  /** Stops every part; long-lived connections are told "going away" first, then short requests get time to finish. */
+  stop(drainTimeoutMs: number): Promise<void>;
+}
+
+export function assembleProxy(opts: AssembleOptions): AssembledProxy {
+  const { config, logger } = opts;
+  const registry = opts.registry ?? createMetricsRegistry();
+  let ownDirectory: (WorkspaceDirectory & { stop(): void }) | undefined;
+  if (!opts.directory) {
+    if (!opts.kubeConfig) throw new Error('assembleProxy: a kubeConfig or a directory is needed');
+    ownDirectory = startWorkspaceDiscovery({ kubeConfig: opts.kubeConfig, logger: logger.child({ module: 'discovery' }), registry });
+  }
+  const directory: WorkspaceDirectory = opts.directory ?? ownDirectory!;
+  const gitlab = opts.gitlab ?? createGitLabApi({
+    baseUrl: config.auth.host,
+    logger: logger.child({ module: 'gitlab' }),
+    onCall: gitlabCallMetrics(registry),
+  });
+  const auth = createAuth({ config, gitlab, logger: logger.child({ module: 'auth' }), now: opts.now });
+  const connections = createConnectionRegistry({
+    config, directory, ownership: auth.ownership, refresher: auth.oidc, logger: logger.child({ module: 'connections' }),
+    registry, now: opts.now,
+  });
+  const deps = { config, directory, auth, connections, registry };
+
+  const internal = createInternalServer({ ...deps, logger: logger.child({ module: 'internal' }) });
+  const http = config.http.enabled
+    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendAgent: opts.backendAgent })
+    : undefined;
+  const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }), tuning: opts.sshTuning }) : undefined;
+
+  return {
+    config, directory, auth, connections, registry, internal, http, ssh,
+    async stop(drainTimeoutMs) {
+      connections.closeAll('shutdown');
+      await Promise.all([http?.shutdown(drainTimeoutMs), ssh?.shutdown(), internal.shutdown()]);
+      connections.stop();
+      ownDirectory?.stop();
+    },
+  };
+}
+
+export interface StartOptions extends AssembleOptions {
   /** How long in-flight HTTP requests may take to finish on shutdown before they are cut. */
   drainTimeoutMs?: number;
   /** Address every listener binds (default: all interfaces; tests pass 127.0.0.1). */
@@ -34,43 +107,19 @@ export interface StartOptions {
 
 export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
   const { config, logger } = opts;
-  const registry = createMetricsRegistry();
-  const directory = startWorkspaceDiscovery({ kubeConfig: opts.kubeConfig, logger: logger.child({ module: 'discovery' }), registry });
-  const gitlab = createGitLabApi({
-    baseUrl: config.auth.host,
-    logger: logger.child({ module: 'gitlab' }),
-    onCall: gitlabCallMetrics(registry),
-  });
-  // One refresh per refresh token for cookies and open connections alike (GitLab rotates them).
-  const oidc = shareRefreshes(createOidc({ config, logger: logger.child({ module: 'oidc' }) }));
-  const sessions = createSessionRegistry({
-    config, directory, gitlab, refresher: oidc, logger: logger.child({ module: 'sessions' }), registry,
-  });
-  const deps = { config, directory, gitlab, oidc, sessions, registry };
-
-  const internal = createInternalServer({ ...deps, logger: logger.child({ module: 'internal' }) });
-  const http = config.http.enabled ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }) }) : undefined;
-  const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }) }) : undefined;
-
-  /** Stops every part; long-lived connections are told "going away" first, then short requests get time to finish. */
-  async function stopParts(drainTimeoutMs: number): Promise<void> {
-    sessions.closeAll('shutdown');
-    await Promise.all([http?.shutdown(drainTimeoutMs), ssh?.shutdown(), internal.shutdown()]);
-    sessions.stop();
-    directory.stop();
-  }
+  const parts = assembleProxy(opts);
 
   let addresses: RunningProxy['addresses'];
   try {
     addresses = {
-      internal: await internal.listen(config.http.internal_port, opts.listenHost),
-      http: await http?.listen(config.http.port, opts.listenHost),
-      ssh: await ssh?.listen(config.ssh.port, opts.listenHost),
+      internal: await parts.internal.listen(config.http.internal_port, opts.listenHost),
+      http: await parts.http?.listen(config.http.port, opts.listenHost),
+      ssh: await parts.ssh?.listen(config.ssh.port, opts.listenHost),
     };
   } catch (err) {
     // A port that cannot be bound ends start-up; what already runs (the watch, other listeners) must not
     // keep the process, or a test, alive.
-    await stopParts(0);
+    await parts.stop(0);
     throw err;
   }
   logger.info({ addresses }, 'proxy listening');
@@ -79,7 +128,7 @@ export async function startProxy(opts: StartOptions): Promise<RunningProxy> {
   function shutdown(): Promise<void> {
     stopping ??= (async () => {
       logger.info('shutting down: no new connections, draining');
-      await stopParts(opts.drainTimeoutMs ?? 25_000);
+      await parts.stop(opts.drainTimeoutMs ?? 25_000);
       logger.info('shutdown complete');
     })();
     return stopping;

@@ -311,9 +311,9 @@ describe('HTTP proxy', () => {
     const echoed = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
     ws.send('ping-1');
     assert.equal(await echoed, 'ping-1');
-    assert.equal(h.sessions.size('websocket'), 1);
+    assert.equal(h.connections.size('websocket'), 1);
     const closed = new Promise<[number, string]>((r) => ws.once('close', (code, reason) => r([code, reason.toString()])));
-    h.sessions.closeAll('not_owner');
+    h.connections.closeAll('not_owner');
     assert.deepEqual(await closed, [1008, 'access to this workspace was revoked']);
   });
 
@@ -341,7 +341,7 @@ describe('HTTP proxy', () => {
     const sibling = await wsOpen(h.url(h.hostA, '/echo'), { cookie, origin: `http://${h.hostA2}:${h.port}` });
     assert.ok(sibling.ws);
     const closed = new Promise<number>((r) => sibling.ws!.once('close', (code) => r(code)));
-    h.sessions.closeAll('shutdown');
+    h.connections.closeAll('shutdown');
     assert.equal(await closed, 1001);
   });
 });

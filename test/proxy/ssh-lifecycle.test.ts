@@ -15,9 +15,7 @@ import pino from 'pino';
 import { Client, utils as sshUtils } from 'ssh2';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseConfigObject } from '../../proxy-image/src/config';
-import { createSshProxy } from '../../proxy-image/src/ssh';
-import { createSessionRegistry } from '../../proxy-image/src/sessions';
-import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
+import { assembleProxy } from '../../proxy-image/src/app';
 import { startWorkspaceDiscovery } from '../../proxy-image/src/discovery';
 import { createMemoryDirectory } from '../support/memory-directory';
 import { startKubeApiStandIn, workspaceService } from '../support/kube-api-stand-in';
@@ -56,12 +54,8 @@ test('host keys: RSA, ECDSA and Ed25519, PEM and OpenSSH, are served as the prox
       const logger = pino({ level: 'silent' });
       const registry = new Registry();
       const directory = createMemoryDirectory();
-      const gitlab = createGitLabApi({ baseUrl: config.auth.host, logger });
-      const sessions = createSessionRegistry({
-        config, directory, gitlab, registry, logger, refresher: { refresh: () => Promise.reject(new Error('none')) },
-      });
-      const proxy = createSshProxy({ config, directory, gitlab, sessions, registry, logger });
-      const { port } = await proxy.listen(0, '127.0.0.1');
+      const assembled = assembleProxy({ config, directory, registry, logger });
+      const { port } = await assembled.ssh!.listen(0, '127.0.0.1');
       try {
         // Asynchronously: the proxy runs in this process.
         const { stdout: scanned } = await promisify(execFile)('ssh-keyscan', ['-p', String(port), '-t', c.type, '127.0.0.1'], { encoding: 'utf8' });
@@ -71,8 +65,7 @@ test('host keys: RSA, ECDSA and Ed25519, PEM and OpenSSH, are served as the prox
         const expected = key.getPublicSSH().toString('base64');
         assert.match(scanned, new RegExp(`^\\[127\\.0\\.0\\.1\\]:${port} \\S+ ${expected.replace(/[+/]/g, '\\$&')}$`, 'm'), c.label);
       } finally {
-        await proxy.shutdown();
-        sessions.stop();
+        await assembled.stop(0);
       }
     }
   } finally {
@@ -146,7 +139,7 @@ test('shutdown closes open SSH connections with "going away" and refuses new one
     const open = h.ssh({ tokens: [h.aliceToken], command: [`echo started; ${started.touch}; sleep 30; echo never`] });
     await started.wait();
     // As app.ts does on SIGTERM.
-    h.sessions.closeAll('shutdown');
+    h.connections.closeAll('shutdown');
     await h.proxy.shutdown();
     closed = true;
     const r = await open;
@@ -157,7 +150,7 @@ test('shutdown closes open SSH connections with "going away" and refuses new one
     assert.equal(after.code, 255);
     assert.equal(after.stdout, '');
   } finally {
-    if (!closed) h.sessions.closeAll('shutdown');
+    if (!closed) h.connections.closeAll('shutdown');
     await h.close();
   }
 });
@@ -174,7 +167,7 @@ test('the close reason reaches stderr even while the workspace floods the sessio
         command: [`(yes | head -c 300000000) & sleep 0.2; ${flooding.touch}; wait; sleep 30`],
       });
       await flooding.wait();
-      h.sessions.closeAll('not_owner');
+      h.connections.closeAll('not_owner');
       const r = await open;
       assert.notEqual(r.code, 0);
       assert.ok(r.stdout.length > 0, 'output was flowing');

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { createAddressLimiter } from '../../proxy-image/src/ssh/address-limiter';
 import { createSshAuthorizer } from '../../proxy-image/src/ssh/authorize';
 import type { GitLabApi, OwnershipResult } from '../../proxy-image/src/auth/gitlab-api';
+import { createOwnershipCheck } from '../../proxy-image/src/auth/ownership';
+import { newConnectionReuse } from '../../proxy-image/src/auth/policy';
 import { createMemoryDirectory } from '../support/memory-directory';
 
 test('address budget: spent by failures, refilled slowly, per address, given back on success', () => {
@@ -54,7 +56,9 @@ test('authorizer: positive answers are reused for the cache lifetime only, per t
   directory.add({ name: 'ws', id: '7', routes: {} });
   directory.add({ name: 'ws-b', id: '8', routes: {} });
   const gitlab = fakeGitLab(() => ({ kind: 'owner', userId: 'gid://gitlab/User/1' }));
-  const auth = createSshAuthorizer({ directory, gitlab: gitlab.api, cacheTtlMs: 5_000, now: () => now });
+  const auth = createSshAuthorizer({
+    directory, ownership: createOwnershipCheck({ gitlab: gitlab.api, now: () => now }), reuse: newConnectionReuse(60, 5_000),
+  });
 
   const first = await auth.authorize('ws', 'tok');
   assert.equal(first.ok && first.cached, false);
@@ -73,7 +77,7 @@ test('authorizer: negative answers are never cached, and concurrent attempts sha
   const directory = createMemoryDirectory();
   directory.add({ name: 'ws', id: '7', routes: {} });
   const gitlab = fakeGitLab(() => answer);
-  const auth = createSshAuthorizer({ directory, gitlab: gitlab.api, cacheTtlMs: 60_000 });
+  const auth = createSshAuthorizer({ directory, ownership: createOwnershipCheck({ gitlab: gitlab.api }), reuse: newConnectionReuse(60, 60_000) });
 
   assert.deepEqual(await auth.authorize('ws', 'tok'), { ok: false, reason: 'invalid_token' });
   answer = { kind: 'owner', userId: 'u1' };
@@ -94,7 +98,7 @@ test('authorizer: unknown and ambiguous workspaces are refused without a GitLab 
   directory.add({ name: 'twin', namespace: 'a', id: '1', routes: {} });
   directory.add({ name: 'twin', namespace: 'b', id: '2', routes: {} });
   const gitlab = fakeGitLab(() => ({ kind: 'owner', userId: 'u' }));
-  const auth = createSshAuthorizer({ directory, gitlab: gitlab.api, cacheTtlMs: 1_000 });
+  const auth = createSshAuthorizer({ directory, ownership: createOwnershipCheck({ gitlab: gitlab.api }), reuse: newConnectionReuse(60, 1_000) });
   assert.deepEqual(await auth.authorize('nobody', 'tok'), { ok: false, reason: 'unknown_workspace' });
   assert.deepEqual(await auth.authorize('twin', 'tok'), { ok: false, reason: 'ambiguous_workspace' });
   assert.equal(gitlab.calls.length, 0);

@@ -1,4 +1,4 @@
-// Starts the HTTP side of the proxy in-process against the GitLab stand-in and a sample workspace, plus a
+// Starts the HTTP side of the proxy in-process (assembled by app.ts) against the GitLab stand-in and a sample workspace, plus a
 // small cookie-jar HTTP client that talks to `*.workspaces.test` hosts on loopback (no browser needed).
 import { connect } from 'node:net';
 import { request, type IncomingHttpHeaders } from 'node:http';
@@ -6,10 +6,9 @@ import type { Agent } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfigObject, type ProxyConfig, type ProxyConfigInput } from '../../proxy-image/src/config';
-import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
-import { createOidc } from '../../proxy-image/src/auth/oidc';
-import { createSessionRegistry, shareRefreshes } from '../../proxy-image/src/sessions';
-import { createHttpProxy, type HttpProxy } from '../../proxy-image/src/http';
+import { assembleProxy } from '../../proxy-image/src/app';
+import type { ConnectionRegistry } from '../../proxy-image/src/connections';
+import type { HttpProxy } from '../../proxy-image/src/http';
 import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
 import { pickPort } from './ports';
@@ -33,7 +32,7 @@ export interface Harness {
   port: number;
   config: ProxyConfig;
   registry: Registry;
-  sessions: ReturnType<typeof createSessionRegistry>;
+  connections: ConnectionRegistry;
   proxy: HttpProxy;
   /** `http://<host>:<port><path>` */
   url(host: string, path?: string): string;
@@ -73,20 +72,17 @@ export async function startHarness(
   });
   const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const registry = new Registry();
-  const gitlabApi = createGitLabApi({ baseUrl: config.auth.host, logger });
-  // As app.ts: one refresh per refresh token for cookies and open connections alike.
-  const oidc = shareRefreshes(createOidc({ config, logger }));
-  const dir = opts.directory ?? directory;
-  const sessions = createSessionRegistry({ config, directory: dir, gitlab: gitlabApi, refresher: oidc, logger, registry });
-  const proxy = createHttpProxy({ config, directory: dir, gitlab: gitlabApi, oidc, sessions, registry, logger, backendAgent: opts.backendAgent });
+  // The proxy as app.ts assembles it; only the directory (in memory), the backend pool and the logger differ.
+  const assembled = assembleProxy({
+    config, logger, registry, directory: opts.directory ?? directory, backendAgent: opts.backendAgent,
+  });
+  const proxy = assembled.http!;
   await proxy.listen(port, '127.0.0.1');
   return {
-    gitlab, alice, bob, directory, workspace, hostA, hostA2, hostB, port, config, registry, sessions, proxy,
+    gitlab, alice, bob, directory, workspace, hostA, hostA2, hostB, port, config, registry, connections: assembled.connections, proxy,
     url: (host, path = '/') => `http://${host}:${port}${path}`,
     async close() {
-      sessions.closeAll('shutdown');
-      await proxy.shutdown(1000);
-      sessions.stop();
+      await assembled.stop(1000);
       await workspace.close();
       await gitlab.close();
     },

@@ -1,6 +1,5 @@
-// Everything an SSH proxy test needs, wired as app.ts wires it: a real workspace sshd (./sshd.ts), the GitLab
-// stand-in with two users and a workspace owned by alice, the session registry, and the SSH proxy on
-// 127.0.0.1. The directory is in memory unless the test passes the real discovery.
+// Everything an SSH proxy test needs: a real workspace sshd (./sshd.ts), the GitLab stand-in with two users
+// and a workspace owned by alice, and the proxy assembled by app.ts with SSH on 127.0.0.1 (HTTP off). The directory is in memory unless the test passes the real discovery.
 import { Writable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,13 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../proxy-image/src/observability/logger';
-import { createGitLabApi } from '../../proxy-image/src/auth/gitlab-api';
-import { createSessionRegistry } from '../../proxy-image/src/sessions';
-import type { SessionRegistry } from '../../proxy-image/src/sessions/types';
+import { assembleProxy } from '../../proxy-image/src/app';
+import type { ConnectionRegistry } from '../../proxy-image/src/connections';
 import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
 import { parseConfigObject } from '../../proxy-image/src/config';
 import type { ProxyConfig } from '../../proxy-image/src/config';
-import { createSshProxy, type SshProxy, type SshTuning } from '../../proxy-image/src/ssh';
+import type { SshProxy, SshTuning } from '../../proxy-image/src/ssh';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
 import { createMemoryDirectory, type MemoryDirectory } from './memory-directory';
 import { clientKit, startWorkspaceSshd, type ClientKit, type ClientRun, type TestSshd } from './sshd';
@@ -33,7 +31,7 @@ export interface SshHarness {
   memory?: MemoryDirectory;
   config: ProxyConfig;
   registry: Registry;
-  sessions: SessionRegistry;
+  connections: ConnectionRegistry;
   proxy: SshProxy;
   port: number;
   kit: ClientKit;
@@ -118,14 +116,9 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
     log_level: 'debug',
   });
   const registry = new Registry();
-  const gitlabApi = createGitLabApi({ baseUrl: gitlab.url, logger: logger.child({ module: 'gitlab' }) });
-  const sessions = createSessionRegistry({
-    config, directory, gitlab: gitlabApi, registry, logger: logger.child({ module: 'sessions' }),
-    refresher: { refresh: () => Promise.reject(new Error('no refresh for personal access tokens')) },
-  });
-  const proxy = createSshProxy({
-    config, directory, gitlab: gitlabApi, sessions, registry, logger: logger.child({ module: 'ssh' }), tuning: opts.tuning,
-  });
+  const assembled = assembleProxy({ config, logger, registry, directory, sshTuning: opts.tuning });
+  const proxy = assembled.ssh!;
+  const connections = assembled.connections;
   const address = await proxy.listen(0, '127.0.0.1');
   const kit = clientKit();
 
@@ -134,7 +127,7 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
   ];
 
   return {
-    sshd, gitlab, alice, bob, aliceToken, bobToken, memory, config, registry, sessions, proxy, kit,
+    sshd, gitlab, alice, bob, aliceToken, bobToken, memory, config, registry, connections, proxy, kit,
     port: address.port,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     logText: () => lines.join('\n'),
@@ -154,9 +147,7 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
       });
     },
     async close() {
-      sessions.closeAll('shutdown');
-      await proxy.shutdown();
-      sessions.stop();
+      await assembled.stop(0);
       await gitlab.close();
       await sshd.stop();
       kit.cleanup();

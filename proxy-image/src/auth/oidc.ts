@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type * as OpenId from 'openid-client';
 import type { ProxyConfig } from '../config';
-import type { TokenRefresher } from '../sessions/types';
+import type { TokenRefresher, Tokens } from './credential';
 
 // openid-client 6 is ESM-only; Node >= 20.19 loads it with require().
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -17,13 +17,6 @@ export interface LoginChecks {
   state: string;
   nonce: string;
   codeVerifier: string;
-}
-
-export interface Tokens {
-  accessToken: string;
-  refreshToken?: string;
-  /** Epoch ms when the access token expires, when GitLab said. */
-  expiresAt?: number;
 }
 
 /** Why a code exchange failed: GitLab refused (bad/replayed code, nonce mismatch…) or could not be reached. */
@@ -53,6 +46,31 @@ export interface OidcOptions {
 }
 
 const RETRY_AFTER_FAILURE_MS = 3_000;
+
+/**
+ * The one place openid-client's errors are read. Answers from GitLab (OAuth error bodies, failed ID
+ * token/nonce/state checks, an OAuth `error` code or a 4xx status) are refusals: a verdict on the code or
+ * the refresh token. Everything else (network error, timeout, 5xx) is transport and says nothing about the user.
+ */
+export function classifyOidcError(err: unknown): OidcError {
+  if (err instanceof OidcError) return err;
+  if (err instanceof client.ResponseBodyError || err instanceof client.AuthorizationResponseError) {
+    return new OidcError('rejected', `${err.error}`);
+  }
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; status?: unknown; error?: unknown; message?: unknown };
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  if (typeof e.code === 'string' && e.code.startsWith('OAUTH_') && e.code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+    return new OidcError('rejected', e.code);
+  }
+  if (typeof e.status === 'number') return new OidcError(e.status >= 400 && e.status < 500 ? 'rejected' : 'unavailable', message);
+  if (typeof e.error === 'string') return new OidcError('rejected', e.error);
+  return new OidcError('unavailable', message);
+}
+
+/** True when a refresh failed because GitLab refused the refresh token (it will stay refused). */
+export function isRefreshRejection(err: unknown): boolean {
+  return classifyOidcError(err).kind === 'rejected';
+}
 
 export function createOidc(opts: OidcOptions): Oidc {
   const { config, logger } = opts;
@@ -95,19 +113,6 @@ export function createOidc(opts: OidcOptions): Oidc {
     };
   }
 
-  function classify(err: unknown): OidcError {
-    if (err instanceof OidcError) return err;
-    // Answers from GitLab (4xx bodies, failed ID token/nonce/state checks) are refusals; the rest is transport.
-    if (err instanceof client.ResponseBodyError || err instanceof client.AuthorizationResponseError) {
-      return new OidcError('rejected', `${err.error}`);
-    }
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
-      return new OidcError('rejected', code);
-    }
-    return new OidcError('unavailable', (err as Error).message ?? String(err));
-  }
-
   return {
     newLoginChecks() {
       return { state: client.randomState(), nonce: client.randomNonce(), codeVerifier: client.randomPKCECodeVerifier() };
@@ -134,7 +139,7 @@ export function createOidc(opts: OidcOptions): Oidc {
         });
         return toTokens(res);
       } catch (err) {
-        throw classify(err);
+        throw classifyOidcError(err);
       }
     },
     async refresh(refreshToken) {
@@ -142,7 +147,7 @@ export function createOidc(opts: OidcOptions): Oidc {
       try {
         return toTokens(await client.refreshTokenGrant(cfg, refreshToken));
       } catch (err) {
-        throw classify(err);
+        throw classifyOidcError(err);
       }
     },
   };

@@ -8,12 +8,10 @@ import type { Registry } from 'prom-client';
 import { createProxyServer } from 'http-proxy-3';
 import type { ProxyConfig } from '../config';
 import type { Route, WorkspaceDirectory } from '../discovery/types';
-import type { GitLabApi } from '../auth/gitlab-api';
-import type { Oidc } from '../auth/oidc';
-import type { SessionRegistry } from '../sessions/types';
-import { createSealer } from '../auth/crypto';
+import type { Auth } from '../auth';
+import type { ConnectionRegistry } from '../connections/types';
 import { cookieNames, cookieValues, deleteCookie, stripProxyCookies } from '../auth/cookies';
-import { createAccessControl, createSessionReader, type SessionData } from '../auth/session';
+import { createSessionReader, credentialOf, type SessionData } from '../auth/session';
 import { createInternalHandler } from '../observability/internal-server';
 import { createHttpMetrics } from './metrics';
 import { isInternalHost, parseHost, type ParsedHost } from './host';
@@ -26,9 +24,8 @@ import { listenOn } from '../net/listen';
 export interface HttpProxyDeps {
   config: ProxyConfig;
   directory: WorkspaceDirectory;
-  gitlab: GitLabApi;
-  oidc: Oidc;
-  sessions: SessionRegistry;
+  auth: Auth;
+  connections: ConnectionRegistry;
   registry: Registry;
   logger: Logger;
   /** Connection pool to workspaces (default: keep-alive, LIFO). Tests pass a small one to catch leaks. */
@@ -97,18 +94,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const { config, directory, logger } = deps;
   const secure = config.auth.protocol === 'https';
   const names = cookieNames(secure);
-  const sealer = createSealer(config.auth.signing_key);
+  const { sealer, access } = deps.auth;
   const metrics = createHttpMetrics(deps.registry);
   const readSession = createSessionReader(sealer);
-  const access = createAccessControl({
-    gitlab: deps.gitlab,
-    refresher: deps.oidc,
-    sealer,
-    logger,
-    reauthorizeIntervalSeconds: config.auth.reauthorize_interval,
-  });
   const login = createLoginFlow({
-    config, oidc: deps.oidc, gitlab: deps.gitlab, directory, sealer, access, names, metrics, logger,
+    config, auth: deps.auth, directory, names, metrics, logger,
     hasSession: (req, route) => sessionOf(req, route).session !== undefined,
   });
   const internal = createInternalHandler({ config, directory, registry: deps.registry, logger });
@@ -336,11 +326,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     openRelays.add(relay);
     metrics.websocketOpened();
     const { name, namespace, uid, id } = route.workspace;
-    const untrack = deps.sessions.track({
+    const untrack = deps.connections.track({
       kind: 'websocket',
       workspace: { name, namespace, uid, id },
       host: route.host,
-      credential: { type: 'oauth', accessToken: session.at, refreshToken: session.rt, expiresAt: session.ate },
+      credential: credentialOf(session),
       notAfter: session.exp,
       close: (reason) => relay.close(reason),
     });

@@ -14,11 +14,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config';
 import type { Route, WorkspaceDirectory } from '../discovery/types';
-import type { GitLabApi } from '../auth/gitlab-api';
-import { OidcError, type Oidc, type LoginChecks } from '../auth/oidc';
-import { randomToken, safeEqual, type Sealer } from '../auth/crypto';
+import type { Auth } from '../auth';
+import { OidcError, type LoginChecks } from '../auth/oidc';
+import { randomToken, safeEqual } from '../auth/crypto';
 import { cookieValues, deleteCookie, parseCookies, serializeCookie, type CookieNames } from '../auth/cookies';
-import { SESSION_LIFETIME_MS, sealSession, type AccessControl, type SessionData } from '../auth/session';
+import { RECHECK } from '../auth/policy';
+import { SESSION_LIFETIME_MS, sealSession, type SessionData } from '../auth/session';
 import type { HttpMetrics } from './metrics';
 import type { ParsedHost } from './host';
 import { closeIfBodyPending, messages, sendPage, sendText } from './pages';
@@ -40,11 +41,8 @@ interface HandoffToken { h: string; p: string; b: string; j: string; s: SessionD
 
 export interface LoginDeps {
   config: ProxyConfig;
-  oidc: Oidc;
-  gitlab: GitLabApi;
+  auth: Pick<Auth, 'oidc' | 'ownership' | 'sealer'>;
   directory: WorkspaceDirectory;
-  sealer: Sealer;
-  access: AccessControl;
   names: CookieNames;
   metrics: HttpMetrics;
   logger: Logger;
@@ -91,7 +89,8 @@ export function returnPathOf(rawUrl: string | undefined): string {
 }
 
 export function createLoginFlow(deps: LoginDeps): LoginFlow {
-  const { config, sealer, names, metrics, logger } = deps;
+  const { config, names, metrics, logger } = deps;
+  const { oidc, ownership, sealer } = deps.auth;
   const now = deps.now ?? Date.now;
   const secure = config.auth.protocol === 'https';
   const redirectUri = new URL(config.auth.redirect_uri);
@@ -133,10 +132,10 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       metrics.login('state_invalid');
       return retryPage(res, 400, 'This sign-in link is invalid or has expired.');
     }
-    const checks = deps.oidc.newLoginChecks();
+    const checks = oidc.newLoginChecks();
     let authorize: URL;
     try {
-      authorize = await deps.oidc.authorizationUrl(checks);
+      authorize = await oidc.authorizationUrl(checks);
     } catch (err) {
       metrics.login('gitlab_unavailable');
       logger.warn({ err: (err as Error).message }, 'cannot start login: GitLab unavailable');
@@ -181,7 +180,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     current.search = url.search;
     let tokens;
     try {
-      tokens = await deps.oidc.exchangeCode(current, checks);
+      tokens = await oidc.exchangeCode(current, checks);
     } catch (err) {
       const unavailable = err instanceof OidcError && err.kind === 'unavailable';
       metrics.login(unavailable ? 'gitlab_unavailable' : 'exchange_rejected');
@@ -192,7 +191,8 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     }
     const route = deps.directory.routeForHost(saved.h);
     if (!route) return sendText(res, 400, `${messages.unknownHost}\n`, { 'set-cookie': clear });
-    const verdict = await deps.gitlab.checkOwnership(tokens.accessToken, route.workspace.id);
+    // Always a fresh answer at login; it is kept, so the first request after it needs no second call.
+    const { result: verdict } = await ownership.check({ type: 'oauth', accessToken: tokens.accessToken }, route.workspace.id, RECHECK);
     if (verdict.kind === 'unavailable') {
       metrics.login('gitlab_unavailable');
       return sendPage(res, 502, 'GitLab is not reachable', 'The proxy could not confirm your access with GitLab. Try again in a minute.', { ...noStore, 'set-cookie': clear });
@@ -205,7 +205,6 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
         'set-cookie': clear,
       });
     }
-    deps.access.remember(tokens.accessToken, route.workspace.id, true);
     const session: SessionData = {
       h: route.host,
       u: route.workspace.uid,

@@ -12,7 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { closeReasonText, type CloseReason } from '../sessions/types';
+import { closeReasonText, type CloseReason } from '../connections/types';
 import { rejectUpgrade } from './pages';
 
 /** Headers that belong to one hop of the handshake and are rebuilt by `ws` for the backend hop. */

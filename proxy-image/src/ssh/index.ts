@@ -1,4 +1,4 @@
-// The SSH side of the proxy (CONTRACT §5): `ssh <workspace-name>@<proxy-host>` with a GitLab personal access
+// The SSH side of the proxy (docs/contract.md §5): `ssh <workspace-name>@<proxy-host>` with a GitLab personal access
 // token as the password; once GitLab confirms the token's user owns that workspace, the connection is joined
 // to the workspace's own sshd and everything an IDE does over SSH is relayed.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -7,8 +7,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from '../config';
 import type { WorkspaceDirectory } from '../discovery/types';
-import type { GitLabApi } from '../auth/gitlab-api';
-import { closeReasonText, type CloseReason, type SessionRegistry } from '../sessions/types';
+import type { Auth } from '../auth';
+import { NEW_CONNECTION_REUSE_MS, newConnectionReuse } from '../auth/policy';
+import { closeReasonText, type CloseReason, type ConnectionRegistry } from '../connections/types';
 import { createAddressLimiter } from './address-limiter';
 import { createSshAuthorizer, type AuthDecision } from './authorize';
 import { BackendError, connectBackend } from './backend';
@@ -22,7 +23,7 @@ import { listenOn } from '../net/listen';
 /** How long a closing connection waits for the client to close its sessions before the disconnect. */
 const CLOSE_CHANNELS_WAIT_MS = 1_000;
 
-/** Fixed by CONTRACT §5. */
+/** Fixed by docs/contract.md §5. */
 export const MAX_PASSWORD_TRIES = 3;
 
 /** Timings and limits; the defaults are what production uses, tests may shorten them. */
@@ -48,7 +49,7 @@ export interface SshTuning {
 
 export const defaultSshTuning: SshTuning = {
   failureDelayMs: 500,
-  authCacheTtlMs: 10_000,
+  authCacheTtlMs: NEW_CONNECTION_REUSE_MS,
   addressFailureBudget: 20,
   addressFailureRefillMs: 30_000,
   backendTimeoutMs: 10_000,
@@ -60,8 +61,8 @@ export const defaultSshTuning: SshTuning = {
 export interface SshProxyDeps {
   config: ProxyConfig;
   directory: WorkspaceDirectory;
-  gitlab: GitLabApi;
-  sessions: SessionRegistry;
+  auth: Pick<Auth, 'ownership'>;
+  connections: ConnectionRegistry;
   registry: Registry;
   logger: Logger;
   tuning?: Partial<SshTuning>;
@@ -89,9 +90,12 @@ async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
 export function createSshProxy(deps: SshProxyDeps): SshProxy {
   const { config, logger } = deps;
   const tuning: SshTuning = { ...defaultSshTuning, ...deps.tuning };
-  const cacheTtlMs = Math.min(tuning.authCacheTtlMs, config.auth.reauthorize_interval * 1000);
   const metrics = createSshMetrics(deps.registry);
-  const authorizer = createSshAuthorizer({ directory: deps.directory, gitlab: deps.gitlab, cacheTtlMs });
+  const authorizer = createSshAuthorizer({
+    directory: deps.directory,
+    ownership: deps.auth.ownership,
+    reuse: newConnectionReuse(config.auth.reauthorize_interval, tuning.authCacheTtlMs),
+  });
   const limiter = createAddressLimiter({ budget: tuning.addressFailureBudget, refillMs: tuning.addressFailureRefillMs });
   const open = new Set<{ close(reason: CloseReason): void; destroy(): void; gone: Promise<void> }>();
   let stopping = false;
@@ -231,7 +235,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       const started = Date.now();
       void decide(username, ctx.password).then(async (decision) => {
         if (decision.ok) {
-          await onAuthorized(decision, ctx.password, () => ctx.accept(), username);
+          await onAuthorized(decision, () => ctx.accept(), username);
           return;
         }
         metrics.authFailed(decision.reason);
@@ -272,7 +276,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     }
 
     async function onAuthorized(
-      decision: Extract<AuthDecision, { ok: true }>, token: string, accept: () => void, username: string,
+      decision: Extract<AuthDecision, { ok: true }>, accept: () => void, username: string,
     ): Promise<void> {
       if (closedBy || !connectionWritable(conn)) return;
       const ws = decision.workspace;
@@ -322,11 +326,11 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       });
       authenticated = true;
       clearTimeout(grace);
-      // The token is kept (in memory only) because the session registry re-checks it every interval.
-      untrack = deps.sessions.track({
+      // The credential is kept (in memory only) because the connection registry re-checks it every interval.
+      untrack = deps.connections.track({
         kind: 'ssh',
         workspace: { name: ws.name, namespace: ws.namespace, uid: ws.uid, id: ws.id },
-        credential: { type: 'token', token },
+        credential: decision.credential,
         close,
       });
       metrics.authSucceeded(decision.cached);

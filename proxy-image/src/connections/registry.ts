@@ -1,25 +1,28 @@
-// The session registry: every open WebSocket and SSH connection, re-authorized on
-// auth.reauthorize_interval and closed when access is gone (CONTRACT §6).
+// The connection registry: every open WebSocket and SSH connection, re-authorized on
+// auth.reauthorize_interval and closed when access is gone (docs/contract.md §6).
 //
 // Connections opened with the same credential on the same workspace form one batch: one timer and at
 // most one GitLab call in flight per batch, however many connections it holds (a browser opening a
-// thousand WebSockets costs one call per interval). Directory checks are local and run per connection.
+// thousand WebSockets costs one call per interval). The call itself is auth's (ownership check and
+// confirmation, shared with HTTP and SSH logins); directory checks are local and run per connection.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { GitLabApi, OwnershipResult } from '../auth/gitlab-api';
 import type { WorkspaceChange, WorkspaceDirectory } from '../discovery/types';
 import type { ProxyConfig } from '../config';
-import type { CloseReason, SessionRegistry, TokenRefresher, TrackedConnection } from './types';
-import { bearerOf, createCredentialStore, type CredentialEntry } from './credentials';
-import { createSessionMetrics, type ReauthOutcome } from './metrics';
-import {
-  MAX_TIMER_MS, REFRESH_TIMEOUT_MS, firstCheckDelayMs, graceMs, intervalMs, nextCheckDelayMs, refreshMarginMs,
-} from './policy';
+import type { TokenRefresher } from '../auth/credential';
+import { confirmOwnership } from '../auth/confirm';
+import { createCredentialStore, type CredentialEntry } from '../auth/credential-store';
+import type { OwnershipCheck } from '../auth/ownership';
+import { RECHECK, REFRESH_TIMEOUT_MS, intervalMs, recheckRefreshMarginMs, withinGrace } from '../auth/policy';
+import type { CloseReason, ConnectionRegistry, TrackedConnection } from './types';
+import { createConnectionMetrics, type ReauthOutcome } from './metrics';
+import { MAX_TIMER_MS, firstCheckDelayMs, nextCheckDelayMs } from './schedule';
 
-export interface SessionRegistryOptions {
+export interface ConnectionRegistryOptions {
   config: { auth: Pick<ProxyConfig['auth'], 'reauthorize_interval' | 'max_session_duration'> };
   directory: Pick<WorkspaceDirectory, 'routeForHost' | 'workspaceByName' | 'onChange'>;
-  gitlab: GitLabApi;
+  /** The proxy's one ownership check (app.ts), so re-checks share calls and answers with HTTP and SSH. */
+  ownership: OwnershipCheck;
   refresher: TokenRefresher;
   logger: Logger;
   registry: Registry;
@@ -52,12 +55,11 @@ interface Batch {
 
 const workspaceKey = (w: { namespace: string; name: string }): string => `${w.namespace}/${w.name}`;
 
-export function createSessionRegistry(opts: SessionRegistryOptions): SessionRegistry {
-  const { directory, gitlab, logger } = opts;
+export function createConnectionRegistry(opts: ConnectionRegistryOptions): ConnectionRegistry {
+  const { directory, logger } = opts;
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
   const interval = intervalMs(opts.config.auth.reauthorize_interval);
-  const grace = graceMs(opts.config.auth.reauthorize_interval);
   const maxDurationMs = opts.config.auth.max_session_duration * 1000;
 
   const entries = new Set<Entry>();
@@ -65,8 +67,9 @@ export function createSessionRegistry(opts: SessionRegistryOptions): SessionRegi
   const batches = new Map<string, Batch>();
   let stopped = false;
 
-  const metrics = createSessionMetrics(opts.registry, (kind) => size(kind));
+  const metrics = createConnectionMetrics(opts.registry, (kind) => size(kind));
   const credentials = createCredentialStore({
+    keyOf: opts.ownership.keyOf,
     refresher: opts.refresher,
     logger,
     timeoutMs: REFRESH_TIMEOUT_MS,
@@ -210,40 +213,18 @@ export function createSessionRegistry(opts: SessionRegistryOptions): SessionRegi
   }
 
   function enforceGrace(b: Batch): void {
-    if (b.failingSince !== undefined && now() - b.failingSince >= grace) closeBatch(b, 'gitlab_unreachable');
-  }
-
-  async function check(token: string, workspaceId: string): Promise<OwnershipResult> {
-    try {
-      return await gitlab.checkOwnership(token, workspaceId);
-    } catch (err) {
-      return { kind: 'unavailable', error: (err as Error).message };
+    if (b.failingSince !== undefined && !withinGrace(b.failingSince, now(), opts.config.auth.reauthorize_interval)) {
+      closeBatch(b, 'gitlab_unreachable');
     }
   }
 
   async function verdict(b: Batch): Promise<ReauthOutcome> {
-    const cred = b.credential;
-    const cur = cred.current;
-    if (cur.type === 'oauth' && cur.refreshToken && cur.expiresAt !== undefined &&
-        cur.expiresAt - now() <= refreshMarginMs(interval)) {
-      // Failure here is not final: the current token may still be good, the check below decides.
-      await credentials.refresh(cred);
-    }
-    let token = bearerOf(cred.current);
-    let result = await check(token, b.workspaceId);
-    if (result.kind === 'invalid_token') {
-      const refreshed = await credentials.refresh(cred, token);
-      if (refreshed === 'unavailable') return 'unavailable';
-      if (refreshed !== 'refreshed') return 'credential_invalid';
-      token = bearerOf(cred.current);
-      result = await check(token, b.workspaceId);
-    }
-    switch (result.kind) {
-      case 'owner': return 'owner';
-      case 'not_owner': return 'not_owner';
-      case 'invalid_token': return 'credential_invalid';
-      case 'unavailable': return 'unavailable';
-    }
+    const c = await confirmOwnership(opts.ownership, b.credential, b.workspaceId, {
+      reuse: RECHECK,
+      refreshMarginMs: recheckRefreshMarginMs(opts.config.auth.reauthorize_interval),
+      now: now(),
+    });
+    return c.outcome;
   }
 
   async function reauthorize(b: Batch): Promise<void> {

@@ -1,15 +1,13 @@
 // One refresh per refresh token for the whole proxy process. GitLab rotates refresh tokens: the
 // first use revokes the old pair. A browser session is refreshed from two places (HTTP requests carry
-// it in the cookie, the session registry re-checks the WebSockets opened with it); without sharing,
+// it in the cookie, the connection registry re-checks the WebSockets opened with it); without sharing,
 // whichever refreshed second would be refused and the user logged out or the terminal cut.
 // Whoever presents an already-used refresh token gets the tokens that use produced: only the holder
 // of that session's refresh token can present it, so nothing is handed to anyone new. Successive
 // rotations chain (rt0 -> rt1 -> rt2): a holder of rt0 gets the newest tokens, not revoked ones.
 // Limitation: this is per process; replicas each refresh on their own.
-import { createHash } from 'node:crypto';
-import type { TokenRefresher } from './types';
-
-type Tokens = Awaited<ReturnType<TokenRefresher['refresh']>>;
+import type { TokenRefresher, Tokens } from './credential';
+import { createSealer, randomToken } from './crypto';
 
 export interface SharedRefreshOptions {
   /** How long the outcome of a used refresh token is kept (default 24 h, a session's lifetime). */
@@ -17,6 +15,8 @@ export interface SharedRefreshOptions {
   /** Bound on remembered refresh tokens; the oldest go first. */
   maxEntries?: number;
   now?: () => number;
+  /** Keyed hash for map keys (app.ts: the sealer's); default: a per-process random key. */
+  fingerprint?: (secret: string) => string;
 }
 
 /** Wraps a refresher (the OIDC client) so that concurrent and repeated refreshes of one token share one grant. */
@@ -25,7 +25,7 @@ export function shareRefreshes<T extends TokenRefresher>(inner: T, opts: SharedR
   const maxEntries = opts.maxEntries ?? 20_000;
   const now = opts.now ?? Date.now;
   const outcomes = new Map<string, { tokens: Promise<Tokens>; until: number }>();
-  const fingerprint = (rt: string): string => createHash('sha256').update(rt).digest('base64url');
+  const fingerprint = opts.fingerprint ?? createSealer(randomToken(32)).fingerprint;
 
   /** The remembered outcome for a used token, following later rotations to the newest tokens. */
   function remembered(refreshToken: string, t: number): Promise<Tokens> | undefined {

@@ -1,11 +1,14 @@
-// Unit tests of the session registry with a fake GitLab, a fake directory and a fake clock
+// Unit tests of the connection registry with a fake GitLab, a fake directory and a fake clock
 // (node:test mock timers): batching, jitter, every close reason, grace, refresh, max duration, stop.
 import { test, mock, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createSessionRegistry, GRACE_INTERVALS } from '../../proxy-image/src/sessions';
-import type { CloseReason, Credential, SessionRegistry, TokenRefresher, TrackedConnection } from '../../proxy-image/src/sessions';
+import { createConnectionRegistry } from '../../proxy-image/src/connections';
+import type { CloseReason, ConnectionRegistry, TrackedConnection } from '../../proxy-image/src/connections';
+import type { Credential, TokenRefresher } from '../../proxy-image/src/auth/credential';
+import { createOwnershipCheck } from '../../proxy-image/src/auth/ownership';
+import { GRACE_INTERVALS } from '../../proxy-image/src/auth/policy';
 import type { GitLabApi, OwnershipResult } from '../../proxy-image/src/auth/gitlab-api';
 import type { Route, Workspace, WorkspaceChange, WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
 
@@ -133,7 +136,7 @@ interface Harness {
   directory: FakeDirectory;
   gitlab: FakeGitLab;
   refresher: FakeRefresher;
-  sessions: SessionRegistry;
+  connections: ConnectionRegistry;
   metrics: Registry;
   ws: Workspace;
   websocket(cred?: Credential, opts?: { notAfter?: number; w?: Workspace }): FakeConn;
@@ -155,27 +158,27 @@ function setup(t: TestContext, opts: { maxSession?: number; random?: () => numbe
   directory.put(ws);
   gitlab.tokens.set('pat-1', 'user-1');
   gitlab.owners.set('42', 'user-1');
-  const sessions = createSessionRegistry({
+  const connections = createConnectionRegistry({
     config: { auth: { reauthorize_interval: (opts.interval ?? I) / 1000, max_session_duration: opts.maxSession ?? 0 } },
-    directory, gitlab, refresher, registry: metrics, logger: pino({ level: 'silent' }),
+    directory, ownership: createOwnershipCheck({ gitlab }), refresher, registry: metrics, logger: pino({ level: 'silent' }),
     ...(opts.random ? { random: opts.random } : {}),
   });
   t.after(() => {
-    sessions.stop();
+    connections.stop();
     mock.timers.reset();
   });
   let clock = T0;
   return {
-    directory, gitlab, refresher, sessions, metrics, ws,
+    directory, gitlab, refresher, connections, metrics, ws,
     websocket(cred = { type: 'token', token: 'pat-1' }, o = {}) {
       const w = o.w ?? ws;
       const c = new FakeConn('websocket', wsRef(w), cred, w.hosts[0], o.notAfter);
-      sessions.track(c);
+      connections.track(c);
       return c;
     },
     ssh(cred = { type: 'token', token: 'pat-1' }, w = ws) {
       const c = new FakeConn('ssh', wsRef(w), cred);
-      sessions.track(c);
+      connections.track(c);
       return c;
     },
     // Small steps: mock timers run a callback with the clock already at the end of the tick.
@@ -200,7 +203,7 @@ test('1,000 connections with one credential on one workspace cost one GitLab cal
   // Checks are at most one interval and at least 3/4 of one apart: 10 s gives 10 to 14 checks.
   assert.ok(h.gitlab.calls.length >= 10 && h.gitlab.calls.length <= 14, `calls: ${h.gitlab.calls.length}`);
   assert.ok(conns.every((c) => c.closedWith === undefined));
-  assert.equal(h.sessions.size('websocket'), 1000);
+  assert.equal(h.connections.size('websocket'), 1000);
 });
 
 test('different credentials and different workspaces are separate batches', async (t) => {
@@ -267,7 +270,7 @@ test('stays open while nothing changes', async (t) => {
   await h.advance(20 * I);
   assert.equal(a.closedWith, undefined);
   assert.equal(b.closedWith, undefined);
-  assert.equal(h.sessions.size(), 2);
+  assert.equal(h.connections.size(), 2);
 });
 
 test('ownership moved to another user: not_owner within two intervals', async (t) => {
@@ -279,7 +282,7 @@ test('ownership moved to another user: not_owner within two intervals', async (t
   await h.advance(2 * I);
   assert.equal(a.closedWith, 'not_owner');
   assert.equal(b.closedWith, 'not_owner');
-  assert.equal(h.sessions.size(), 0);
+  assert.equal(h.connections.size(), 0);
 });
 
 test('revoked personal access token: credential_invalid, no refresh attempted', async (t) => {
@@ -338,7 +341,7 @@ test('host-template change: WebSockets on hosts that no longer route close, SSH 
   h.directory.put(two);
   const onOld = h.websocket(undefined, { w: two }); // host 3000-alpha
   const on8080 = new FakeConn('websocket', wsRef(two), { type: 'token', token: 'pat-1' }, '8080-alpha.workspaces.test:443');
-  h.sessions.track(on8080);
+  h.connections.track(on8080);
   const ssh = h.ssh(undefined, two);
   h.directory.put({ ...two, hosts: ['alpha-3000.workspaces.test', '8080-alpha.workspaces.test'] });
   assert.equal(onOld.closedWith, 'workspace_gone');
@@ -540,12 +543,12 @@ test('refresh failing on the network is an outage: grace, then gitlab_unreachabl
 test('a connection that ends by itself stops costing GitLab calls', async (t) => {
   const h = setup(t);
   const c = new FakeConn('websocket', wsRef(h.ws), { type: 'token', token: 'pat-1' }, h.ws.hosts[0]);
-  const done = h.sessions.track(c);
+  const done = h.connections.track(c);
   await h.advance(2 * I);
   const n = h.gitlab.calls.length;
   done();
   done(); // idempotent
-  assert.equal(h.sessions.size(), 0);
+  assert.equal(h.connections.size(), 0);
   await h.advance(3 * I);
   assert.equal(h.gitlab.calls.length, n);
   assert.equal(c.closedWith, undefined);
@@ -555,11 +558,11 @@ test('closeAll closes everything with the reason; stop() ends all calls and time
   const h = setup(t, { maxSession: 100 });
   const a = h.websocket(undefined, { notAfter: T0 + 50_000 });
   const b = h.ssh();
-  h.sessions.closeAll('shutdown');
+  h.connections.closeAll('shutdown');
   assert.deepEqual(a.reasons, ['shutdown']);
   assert.deepEqual(b.reasons, ['shutdown']);
   const c = h.websocket();
-  h.sessions.stop();
+  h.connections.stop();
   assert.deepEqual(c.reasons, ['shutdown'], 'stop() does not leave connections unsupervised');
   assert.equal(h.directory.listenerCount(), 0);
   const n = h.gitlab.calls.length;
@@ -575,7 +578,7 @@ test('an in-flight call returning after stop() changes nothing', async (t) => {
   h.gitlab.mode = 'hang';
   const a = h.websocket();
   await h.advance(I);
-  h.sessions.stop();
+  h.connections.stop();
   h.gitlab.releaseHanging();
   await flush();
   await h.advance(2 * I);
@@ -607,10 +610,10 @@ test('a connection whose close() throws is still dropped and others are closed',
   const h = setup(t);
   const bad = new FakeConn('websocket', wsRef(h.ws), { type: 'token', token: 'pat-1' }, h.ws.hosts[0]);
   bad.close = () => { throw new Error('socket already destroyed'); };
-  h.sessions.track(bad);
+  h.connections.track(bad);
   const good = h.ssh();
   h.gitlab.owners.set('42', 'user-2');
   await h.advance(1.1 * I);
   assert.equal(good.closedWith, 'not_owner');
-  assert.equal(h.sessions.size(), 0);
+  assert.equal(h.connections.size(), 0);
 });

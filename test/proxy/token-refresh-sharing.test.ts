@@ -1,9 +1,9 @@
-// Sharing token refreshes between the HTTP side and the session registry (GitLab rotates refresh tokens).
+// Sharing token refreshes between the HTTP side and the connection registry (GitLab rotates refresh tokens).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { shareRefreshes, type TokenRefresher } from '../../proxy-image/src/sessions';
-import { isRefreshRejection } from '../../proxy-image/src/sessions/credentials';
-import { OidcError } from '../../proxy-image/src/auth/oidc';
+import { shareRefreshes } from '../../proxy-image/src/auth/shared-refresher';
+import type { TokenRefresher } from '../../proxy-image/src/auth/credential';
+import { OidcError, isRefreshRejection } from '../../proxy-image/src/auth/oidc';
 
 /** Behaves like GitLab's token endpoint: each refresh token works once and yields the next one. */
 function rotatingRefresher(): TokenRefresher & { grants: string[]; failNext: boolean; other(): string } {

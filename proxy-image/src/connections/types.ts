@@ -1,10 +1,6 @@
-// The contract between the connection owners (HTTP WebSockets, SSH) and the session registry that
-// re-authorizes long-lived connections (CONTRACT §6).
-
-/** The GitLab credential a connection was opened with. */
-export type Credential =
-  | { type: 'token'; token: string }
-  | { type: 'oauth'; accessToken: string; refreshToken?: string; /** epoch ms */ expiresAt?: number };
+// The contract between the connection owners (HTTP WebSockets, SSH) and the connection registry that
+// re-authorizes long-lived connections (docs/contract.md §6).
+import type { Credential } from '../auth/credential';
 
 export type CloseReason =
   | 'workspace_gone' // Service deleted, re-created with another workspace id, or host no longer routed
@@ -38,7 +34,7 @@ export interface TrackedConnection {
   close(reason: CloseReason): void;
 }
 
-export interface SessionRegistry {
+export interface ConnectionRegistry {
   /** Start tracking; returns the function to call when the connection ends by itself. */
   track(conn: TrackedConnection): () => void;
   /** Close every tracked connection (used on shutdown). */
@@ -46,9 +42,4 @@ export interface SessionRegistry {
   /** Number of open tracked connections, by kind. */
   size(kind?: TrackedConnection['kind']): number;
   stop(): void;
-}
-
-/** Exchanges a refresh token for new tokens (implemented with openid-client by the auth module). */
-export interface TokenRefresher {
-  refresh(refreshToken: string): Promise<{ accessToken: string; refreshToken?: string; expiresAt?: number }>;
 }

@@ -1,21 +1,21 @@
-// Prometheus metrics of the session registry, registered on the registry passed in.
+// Prometheus metrics of the connection registry, registered on the registry passed in.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { gitlabLatencyBuckets } from '../observability/metrics';
+import type { RefreshOutcome } from '../auth/credential';
 import type { CloseReason, TrackedConnection } from './types';
 
 export type ReauthOutcome = 'owner' | 'not_owner' | 'credential_invalid' | 'unavailable';
-export type RefreshOutcome = 'refreshed' | 'rejected' | 'unavailable';
 
-export interface SessionMetrics {
+export interface ConnectionMetrics {
   closed(kind: TrackedConnection['kind'], reason: CloseReason): void;
   reauthorized(outcome: ReauthOutcome, seconds: number): void;
   refreshed(outcome: RefreshOutcome): void;
 }
 
-export function createSessionMetrics(
+export function createConnectionMetrics(
   registry: Registry,
   size: (kind: TrackedConnection['kind']) => number,
-): SessionMetrics {
+): ConnectionMetrics {
   new Gauge({
     name: 'workspaces_proxy_open_connections',
     help: 'Open long-lived connections (WebSocket, SSH) tracked for re-authorization',

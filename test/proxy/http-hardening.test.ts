@@ -5,12 +5,14 @@ import assert from 'node:assert/strict';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../proxy-image/src/observability/logger';
 import { createSealer } from '../../proxy-image/src/auth/crypto';
-import { createAccessControl, type SessionData } from '../../proxy-image/src/auth/session';
+import type { SessionData } from '../../proxy-image/src/auth/session';
+import { createAccessControl } from '../../proxy-image/src/auth/access';
+import { createOwnershipCheck } from '../../proxy-image/src/auth/ownership';
 import type { GitLabApi, OwnershipResult } from '../../proxy-image/src/auth/gitlab-api';
-import { shareRefreshes } from '../../proxy-image/src/sessions';
+import { shareRefreshes } from '../../proxy-image/src/auth/shared-refresher';
 import { createLogGate } from '../../proxy-image/src/http/log-limit';
 import { returnPathOf, MAX_RETURN_PATH } from '../../proxy-image/src/http/login';
-import type { TokenRefresher } from '../../proxy-image/src/sessions/types';
+import type { TokenRefresher } from '../../proxy-image/src/auth/credential';
 import { startHarness, loginAs, send, CookieJar, PROXY_DOMAIN, type Harness, type Reply, rawExchange as raw } from '../support/http-harness';
 
 interface LogLine {
@@ -221,7 +223,9 @@ describe('access control under load', () => {
     };
     let t = Date.now();
     const refresher: TokenRefresher = { refresh: () => Promise.reject(new Error('unused')) };
-    const access = createAccessControl({ gitlab, refresher, sealer, logger, reauthorizeIntervalSeconds: 60, now: () => t });
+    const access = createAccessControl({
+      ownership: createOwnershipCheck({ gitlab, fingerprint: sealer.fingerprint, now: () => t }), refresher, logger, reauthorizeIntervalSeconds: 60, now: () => t,
+    });
     const first = await Promise.all(Array.from({ length: 10 }, () => access.decide(session)));
     assert.ok(first.every((d) => d.kind === 'allow'));
     assert.equal(calls, 1);
@@ -240,7 +244,7 @@ describe('access control under load', () => {
       },
     });
     const gitlab: GitLabApi = { checkOwnership: async () => ({ kind: 'owner', userId: 'gid://gitlab/User/1' }) };
-    const access = createAccessControl({ gitlab, refresher, sealer, logger, reauthorizeIntervalSeconds: 60 });
+    const access = createAccessControl({ ownership: createOwnershipCheck({ gitlab, fingerprint: sealer.fingerprint }), refresher, logger, reauthorizeIntervalSeconds: 60 });
     const expiring = { ...session, ate: Date.now() + 1000 };
     const decisions = await Promise.all(Array.from({ length: 5 }, () => access.decide(expiring)));
     const late = await access.decide(expiring); // an old cookie still in flight after the refresh

@@ -1,0 +1,80 @@
+// HTTP access control: "may this browser session use its workspace now?", answered with the shared
+// ownership check (ownership.ts) and the common confirmation (confirm.ts). What is particular to a browser
+// request: a positive answer is reused for an interval, a refreshed token goes back to the browser as a
+// new cookie, a request refreshes at most once, and during a GitLab outage a recently confirmed session
+// keeps working for the grace of policy.ts.
+import type { Logger } from 'pino';
+import { refreshCredential, type Credential, type TokenRefresher } from './credential';
+import { confirmOwnership, type CredentialHolder } from './confirm';
+import type { OwnershipCheck } from './ownership';
+import { REFRESH_TIMEOUT_MS, REQUEST_REFRESH_EARLY_MS, requestReuse, withinGrace } from './policy';
+import { credentialOf, withCredential, type SessionData } from './session';
+
+export type AccessDecision =
+  | { kind: 'allow'; session: SessionData; /** set when tokens were refreshed: re-issue the cookie */ renewed: boolean }
+  /** The credential is no good any more: log in again (GET) or 401. */
+  | { kind: 'login' }
+  | { kind: 'forbidden' }
+  /** GitLab could not be asked and nothing recent vouches for the session. */
+  | { kind: 'unavailable' };
+
+export interface AccessControl {
+  decide(session: SessionData): Promise<AccessDecision>;
+}
+
+export interface AccessControlOptions {
+  ownership: OwnershipCheck;
+  /** Must share refreshes of one refresh token (shareRefreshes), as app.ts wires it. */
+  refresher: TokenRefresher;
+  logger: Logger;
+  reauthorizeIntervalSeconds: number;
+  now?: () => number;
+}
+
+export function createAccessControl(opts: AccessControlOptions): AccessControl {
+  const now = opts.now ?? Date.now;
+  const reuse = requestReuse(opts.reauthorizeIntervalSeconds);
+
+  /**
+   * The refresher is shared process-wide (shared-refresher.ts, wired in app.ts): concurrent and repeated
+   * refreshes of one refresh token already share one grant there, because GitLab rotates refresh tokens
+   * and a second grant would be refused. A request refreshes at most once: a token refreshed moments ago
+   * that GitLab still rejects means signing in again.
+   */
+  function holderFor(s: SessionData): CredentialHolder & { renewed: boolean } {
+    let current: Credential = credentialOf(s);
+    const holder = {
+      renewed: false,
+      get current() { return current; },
+      async refresh() {
+        if (holder.renewed) return 'rejected' as const;
+        const r = await refreshCredential(current, opts.refresher, { timeoutMs: REFRESH_TIMEOUT_MS, logger: opts.logger });
+        if (r.outcome !== 'refreshed') return r.outcome;
+        current = r.credential;
+        holder.renewed = true;
+        return 'refreshed' as const;
+      },
+    };
+    return holder;
+  }
+
+  return {
+    async decide(s) {
+      const holder = holderFor(s);
+      const t = now();
+      const c = await confirmOwnership(opts.ownership, holder, s.w, { reuse, refreshMarginMs: REQUEST_REFRESH_EARLY_MS, now: t });
+      const allow = (): AccessDecision => ({ kind: 'allow', session: withCredential(s, holder.current), renewed: holder.renewed });
+      switch (c.outcome) {
+        case 'owner': return allow();
+        case 'not_owner': return { kind: 'forbidden' };
+        case 'credential_invalid': return { kind: 'login' };
+        case 'unavailable': {
+          // A refresh GitLab could not answer leaves a rejected token: only a new login helps.
+          if (c.during === 'refresh') return { kind: 'login' };
+          const confirmed = opts.ownership.confirmedAt(holder.current, s.w);
+          return confirmed > 0 && withinGrace(confirmed, now(), opts.reauthorizeIntervalSeconds) ? allow() : { kind: 'unavailable' };
+        }
+      }
+    },
+  };
+}

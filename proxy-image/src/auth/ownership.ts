@@ -1,0 +1,124 @@
+// The one answer to "does this credential own workspace W?" (docs/contract.md §4, §5, §6), for HTTP
+// requests, SSH logins and open connections alike: one cache keyed by a keyed fingerprint of the
+// credential, one GitLab call in flight per credential and workspace however many callers ask, and the
+// reuse and grace rules of policy.ts. Modelled on oauth2-proxy's provider + stored-session loader: the
+// callers say how fresh an answer they need, this module decides whether GitLab is asked.
+//
+// How each kind of credential is checked is the `checkers` table: a new kind (an SSH key, whose check is
+// "owner unchanged and the key still one of the owner's GitLab keys", asked with a service token) is a new
+// entry there and a variant of Credential, and every caller gets caching and sharing for it unchanged.
+import type { GitLabApi, OwnershipResult } from './gitlab-api';
+import { bearerOf, type Credential } from './credential';
+import { createSealer, randomToken } from './crypto';
+import type { Reuse } from './policy';
+
+export interface OwnershipAnswer {
+  result: OwnershipResult;
+  /** The answer came from the cache or from a call another caller had already made. */
+  cached: boolean;
+}
+
+export interface OwnershipCheck {
+  check(c: Credential, workspaceId: string, reuse: Reuse): Promise<OwnershipAnswer>;
+  /** Records an answer obtained elsewhere (the login's own check), so the next caller needs no second call. */
+  remember(c: Credential, workspaceId: string, result: OwnershipResult): void;
+  /** When GitLab last confirmed that this credential owns the workspace, while its latest answer still says so (epoch ms; 0 otherwise). */
+  confirmedAt(c: Credential, workspaceId: string): number;
+  /** Identity of a credential for maps (keyed fingerprint: the secret itself is never a key). */
+  keyOf(c: Credential): string;
+}
+
+export interface OwnershipOptions {
+  gitlab: GitLabApi;
+  /** Keyed hash for cache keys (app.ts: the sealer's, from auth.signing_key); default: a per-process random key. */
+  fingerprint?: (secret: string) => string;
+  now?: () => number;
+  maxEntries?: number;
+}
+
+interface Entry {
+  result: Extract<OwnershipResult, { kind: 'owner' | 'not_owner' }>;
+  answeredAt: number;
+  /** Last time GitLab confirmed ownership (for the outage grace); 0 if never. */
+  confirmedAt: number;
+}
+
+const MAX_ENTRIES = 20_000;
+
+export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
+  const now = opts.now ?? Date.now;
+  const max = opts.maxEntries ?? MAX_ENTRIES;
+  const fingerprint = opts.fingerprint ?? createSealer(randomToken(32)).fingerprint;
+  const entries = new Map<string, Entry>();
+  const asking = new Map<string, Promise<OwnershipResult>>();
+
+  const checkers: { [K in Credential['type']]: (c: Extract<Credential, { type: K }>, workspaceId: string) => Promise<OwnershipResult> } = {
+    token: (c, w) => opts.gitlab.checkOwnership(bearerOf(c), w),
+    oauth: (c, w) => opts.gitlab.checkOwnership(bearerOf(c), w),
+  };
+
+  // The fingerprint of a secret is memoised per secret string (bounded): hot paths reuse the same few.
+  const keys = new Map<string, string>();
+  function keyOf(c: Credential): string {
+    const secret = bearerOf(c);
+    let k = keys.get(secret);
+    if (k === undefined) {
+      k = `${c.type}:${fingerprint(secret)}`;
+      if (keys.size >= max) keys.delete(keys.keys().next().value as string);
+      keys.set(secret, k);
+    }
+    return k;
+  }
+  const entryKey = (c: Credential, workspaceId: string) => `${keyOf(c)}\0${workspaceId}`;
+
+  function store(k: string, result: OwnershipResult): void {
+    if (result.kind === 'invalid_token') {
+      entries.delete(k);
+      return;
+    }
+    if (result.kind === 'unavailable') return; // not a verdict: what was known stays known
+    const t = now();
+    const previous = entries.get(k);
+    entries.delete(k);
+    // Oldest first (Map keeps insertion order): a burst of logins must not grow memory without bound.
+    if (entries.size >= max) entries.delete(entries.keys().next().value as string);
+    entries.set(k, { result, answeredAt: t, confirmedAt: result.kind === 'owner' ? t : (previous?.confirmedAt ?? 0) });
+  }
+
+  function ask(k: string, c: Credential, workspaceId: string): Promise<OwnershipResult> {
+    let p = asking.get(k);
+    if (!p) {
+      const checker = checkers[c.type] as (c: Credential, w: string) => Promise<OwnershipResult>;
+      p = checker(c, workspaceId)
+        .catch((err: unknown): OwnershipResult => ({ kind: 'unavailable', error: (err as Error).message }))
+        .then((result) => {
+          store(k, result);
+          return result;
+        })
+        .finally(() => asking.delete(k));
+      asking.set(k, p);
+    }
+    return p;
+  }
+
+  return {
+    async check(c, workspaceId, reuse) {
+      const k = entryKey(c, workspaceId);
+      const hit = entries.get(k);
+      if (hit) {
+        const maxAge = hit.result.kind === 'owner' ? reuse.ownerMs : reuse.notOwnerMs;
+        if (now() - hit.answeredAt < maxAge) return { result: hit.result, cached: true };
+      }
+      const sharing = asking.has(k);
+      return { result: await ask(k, c, workspaceId), cached: sharing };
+    },
+    remember(c, workspaceId, result) {
+      store(entryKey(c, workspaceId), result);
+    },
+    confirmedAt(c, workspaceId) {
+      const e = entries.get(entryKey(c, workspaceId));
+      return e?.result.kind === 'owner' ? e.confirmedAt : 0;
+    },
+    keyOf,
+  };
+}
