@@ -3,7 +3,7 @@
 // refresh tokens: refreshing the same one twice would fail the second time), and a refresh token GitLab
 // refused is not sent again.
 import type { Logger } from 'pino';
-import { bearerOf, refreshCredential, type Credential, type RefreshOutcome, type TokenRefresher } from './credential';
+import { identityOf, refreshCredential, type Credential, type RefreshOutcome, type TokenRefresher } from './credential';
 import type { CredentialHolder } from './confirm';
 
 export interface CredentialEntry extends CredentialHolder {
@@ -44,7 +44,7 @@ export function createCredentialStore(opts: CredentialStoreOptions): CredentialS
   function refresh(slot: Slot, stale?: Credential): Promise<RefreshOutcome | 'impossible'> {
     if (slot.refreshing) return slot.refreshing;
     const cur = slot.current;
-    if (stale !== undefined && bearerOf(cur) !== bearerOf(stale)) return Promise.resolve('refreshed');
+    if (stale !== undefined && identityOf(cur) !== identityOf(stale)) return Promise.resolve('refreshed');
     if (cur.type !== 'oauth' || !cur.refreshToken) return Promise.resolve('impossible');
     if (slot.refused) return Promise.resolve('rejected');
     slot.refreshing = refreshCredential(cur, opts.refresher, { timeoutMs: opts.timeoutMs, logger: opts.logger })

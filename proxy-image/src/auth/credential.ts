@@ -9,7 +9,12 @@ export type Credential =
   /** A personal access token, typed as the SSH password. Cannot be refreshed. */
   | { type: 'token'; token: string }
   /** Tokens from the OAuth login (browser session, WebSockets opened with it). */
-  | { type: 'oauth'; accessToken: string; refreshToken?: string; /** epoch ms */ expiresAt?: number };
+  | { type: 'oauth'; accessToken: string; refreshToken?: string; /** epoch ms */ expiresAt?: number }
+  /** One of the workspace owner's GitLab SSH keys (signature verified at login). Checked with the
+   *  service token (ssh-keys.ts); nothing to refresh. `key` is the base64 public key blob. */
+  | { type: 'ssh_key'; key: string; userId: string };
+
+export type BearerCredential = Exclude<Credential, { type: 'ssh_key' }>;
 
 export interface Tokens {
   accessToken: string;
@@ -24,8 +29,13 @@ export interface TokenRefresher {
 }
 
 /** The secret GitLab is shown for this credential (`Authorization: Bearer`). */
-export function bearerOf(c: Credential): string {
+export function bearerOf(c: BearerCredential): string {
   return c.type === 'token' ? c.token : c.accessToken;
+}
+
+/** What tells two credentials apart: the token, or the public key (fingerprinted before use as a map key). */
+export function identityOf(c: Credential): string {
+  return c.type === 'ssh_key' ? c.key : bearerOf(c);
 }
 
 /** True when the credential expires within `marginMs` and can be refreshed before it does. */
