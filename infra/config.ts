@@ -5,6 +5,7 @@
 // infra/platform/config.ts and are merged here, so there is exactly one schema for a stack.
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
+import { DEFAULTS, LOG_LEVELS } from 'gitlab-workspaces-proxy/config';
 import { platformConfigSchema, refinePlatform, PLATFORM_SECRET_KEYS } from './platform/config';
 
 export const PROJECT = 'gitlab-workspaces';
@@ -78,11 +79,12 @@ const autoscalingSchema = z
 
 const proxySchema = z
   .object({
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    // The proxy's own levels and defaults; `silent` is left out on purpose: a deployed proxy always logs.
+    logLevel: z.enum(LOG_LEVELS).exclude(['silent']).default(DEFAULTS.logLevel),
     /** Scheme of workspace URLs; `http` only for local clusters without TLS. */
-    protocol: z.enum(['https', 'http']).default('https'),
-    reauthorizeInterval: z.number().positive().default(60),
-    maxSessionDuration: z.number().min(0).default(0),
+    protocol: z.enum(['https', 'http']).default(DEFAULTS.protocol),
+    reauthorizeInterval: z.number().positive().default(DEFAULTS.reauthorizeInterval),
+    maxSessionDuration: z.number().min(0).default(DEFAULTS.maxSessionDuration),
   })
   .strict();
 

@@ -4,47 +4,46 @@
 // secret goes into args, env, labels or annotations.
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { renderConfigYaml } from '../../proxy-image/src/config/render';
-import type { ProxyConfigInput } from '../../proxy-image/src/config/schema';
+import { DEFAULT_PORTS, DEFAULTS, renderConfigYaml, type ProxyConfigInput } from 'gitlab-workspaces-proxy/config';
 
-/** Container ports (unprivileged; the SSH Service maps 22 to SSH_PORT). */
-export const HTTP_PORT = 9876;
-export const INTERNAL_PORT = 9877;
-export const SSH_PORT = 2222;
+/** Container ports: the proxy's own defaults (the SSH Service maps 22 to SSH_PORT). */
+export const HTTP_PORT = DEFAULT_PORTS.http;
+export const INTERNAL_PORT = DEFAULT_PORTS.internal;
+export const SSH_PORT = DEFAULT_PORTS.ssh;
 export const CONFIG_DIR = '/app/config';
 export const CONFIG_FILE = 'config.yaml';
 
-export interface ProxyConfigArgs {
-  namespace: pulumi.Input<string>;
-  labels: Record<string, string>;
-  gitlabUrl: string;
-  redirectUri: string;
-  clientId: pulumi.Input<string>;
-  clientSecret: pulumi.Input<string>;
-  signingKey: pulumi.Input<string>;
-  protocol: 'https' | 'http';
-  reauthorizeInterval: number;
-  maxSessionDuration: number;
-  logLevel: ProxyConfigInput['log_level'];
-  ssh: { enabled: boolean; hostKey: pulumi.Input<string>; backendPort: number; backendUsername: string; publicKeyAuth?: boolean };
-  /** auth.service_token (SSH key logins); omitted from the file when unset. */
-  serviceToken?: pulumi.Input<string>;
-}
-
-/** Builds the config object (pure; exported for tests). */
-export function proxyConfigObject(v: {
+/** What the stack decides about the proxy's config.yaml, as plain values (declared once). */
+export interface ProxyConfigValues {
   gitlabUrl: string;
   redirectUri: string;
   clientId: string;
   clientSecret: string;
   signingKey: string;
-  protocol: 'https' | 'http';
+  protocol: NonNullable<ProxyConfigInput['auth']['protocol']>;
   reauthorizeInterval: number;
   maxSessionDuration: number;
   logLevel: ProxyConfigInput['log_level'];
   ssh: { enabled: boolean; hostKey: string; backendPort: number; backendUsername: string; publicKeyAuth?: boolean };
+  /** auth.service_token (SSH key logins); omitted from the file when unset. */
   serviceToken?: string;
-}): ProxyConfigInput {
+}
+
+type SecretKeys = 'clientId' | 'clientSecret' | 'signingKey' | 'serviceToken';
+
+/** The same values with the secrets as Pulumi inputs (they stay secret end to end), plus where the Secret goes. */
+export interface ProxyConfigArgs extends Omit<ProxyConfigValues, SecretKeys | 'ssh'> {
+  namespace: pulumi.Input<string>;
+  labels: Record<string, string>;
+  clientId: pulumi.Input<string>;
+  clientSecret: pulumi.Input<string>;
+  signingKey: pulumi.Input<string>;
+  serviceToken?: pulumi.Input<string>;
+  ssh: Omit<ProxyConfigValues['ssh'], 'hostKey'> & { hostKey: pulumi.Input<string> };
+}
+
+/** Builds the config object (pure; exported for tests). */
+export function proxyConfigObject(v: ProxyConfigValues): ProxyConfigInput {
   return {
     auth: {
       client_id: v.clientId,
@@ -66,7 +65,7 @@ export function proxyConfigObject(v: {
       backend_username: v.ssh.backendUsername,
       public_key_auth: v.ssh.publicKeyAuth ?? true,
     },
-    metrics_path: '/metrics',
+    metrics_path: DEFAULTS.metricsPath,
     log_level: v.logLevel,
   };
 }
@@ -85,15 +84,10 @@ export class ProxyConfigSecret extends pulumi.ComponentResource {
       .apply(([clientId, clientSecret, signingKey, hostKey, serviceToken]) =>
         renderConfigYaml(
           proxyConfigObject({
-            gitlabUrl: args.gitlabUrl,
-            redirectUri: args.redirectUri,
+            ...args,
             clientId,
             clientSecret,
             signingKey,
-            protocol: args.protocol,
-            reauthorizeInterval: args.reauthorizeInterval,
-            maxSessionDuration: args.maxSessionDuration,
-            logLevel: args.logLevel,
             ssh: { ...args.ssh, hostKey },
             serviceToken,
           }),

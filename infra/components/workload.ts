@@ -10,7 +10,7 @@ export const PROXY_UID = 10001;
 /**
  * On deletion the pod keeps serving for PRE_STOP_SECONDS (the ingress controller and kube-proxy need
  * a moment to drop the endpoint; SIGTERM at once would refuse requests still routed here), then gets
- * SIGTERM and drains for up to 25 s (CONTRACT §1). The grace period covers both plus a margin.
+ * SIGTERM and drains for up to 25 s (docs/contract.md §1). The grace period covers both plus a margin.
  */
 export const PRE_STOP_SECONDS = 5;
 export const TERMINATION_GRACE_SECONDS = 35;
@@ -143,7 +143,7 @@ export class ProxyWorkload extends pulumi.ComponentResource {
                   // The kubelet's own sleep (Kubernetes >= 1.30): no shell or binary needed in the image.
                   lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
                   livenessProbe: { httpGet: { path: '/healthz', port: 'internal' }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
-                  // Ready only after the first complete list of workspace Services (CONTRACT §1).
+                  // Ready only after the first complete list of workspace Services (docs/contract.md §1).
                   readinessProbe: { httpGet: { path: '/readyz', port: 'internal' }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
                   startupProbe: { httpGet: { path: '/healthz', port: 'internal' }, periodSeconds: 2, failureThreshold: 30 },
                   volumeMounts: [

@@ -1,5 +1,5 @@
 // The platform around the proxy: ingress controller, certificates, DNS, and the post-deploy checks.
-// infra/index.ts wires these; see docs/platform.md.
+// infra/program.ts wires these (infra/index.ts only runs it); see docs/platform.md.
 export * from './config';
 export { IngressController, loadBalancerAddressOf, addressText, traefikValues, type LoadBalancerAddress } from './controller';
 export { Certificates, PROXY_TLS_SECRET, WILDCARD_TLS_SECRET, ACME_SERVERS, type TlsSecretsInput } from './tls';

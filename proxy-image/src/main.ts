@@ -1,4 +1,4 @@
-// Entry point: `node dist/main.js -config <file> [-kubeconfig <file>]` (CONTRACT §1).
+// Entry point: `node dist/main.js -config <file> [-kubeconfig <file>]` (docs/contract.md §1).
 import { readFileSync } from 'node:fs';
 import { parseFlags, parseConfigText, ConfigError, UsageError } from './config';
 import { loadKubeConfig } from './discovery/kubeconfig';

@@ -2,9 +2,8 @@
 // (parseConfigText), for every shipped stack: one source of truth for the file's shape.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText, ConfigError } from '../../proxy-image/src/config';
+import { parseConfigText, renderConfigYaml, ConfigError } from 'gitlab-workspaces-proxy/config';
 import { proxyConfigObject } from '../../infra/components/proxy-config';
-import { renderConfigYaml } from '../../proxy-image/src/config/render';
 import { runStack, STACKS, MOCK_OAUTH, SECRET_FIXTURES } from '../support/stack-fixtures';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests are navigated field by field

@@ -321,7 +321,7 @@ for (const stack of STACKS) {
       }
     });
 
-    it('exports the outputs of CONTRACT §7', () => {
+    it('exports the outputs of docs/contract.md §7', () => {
       const domain = file['gitlab-workspaces:proxyDomain'];
       assert.equal(run.outputs.proxyUrl, `https://${domain}`);
       assert.equal(run.outputs.wildcardDomain, `*.${domain}`);

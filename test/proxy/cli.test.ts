@@ -1,4 +1,4 @@
-// CONTRACT §1 and §2 at the process level: the BUILT proxy (`node proxy-image/dist/main.js`) started with
+// docs/contract.md §1 and §2 at the process level: the BUILT proxy (`node proxy-image/dist/main.js`) started with
 // the flag forms the upstream chart and people use, refusing bad configs with a non-zero exit that names
 // the dotted key, warning about unknown keys, accepting every documented host key format, and exiting 0 on
 // SIGTERM.

@@ -1,4 +1,4 @@
-// loadKubeConfig's order (CONTRACT §1): explicit file; in-cluster service account; KUBECONFIG; ~/.kube/config.
+// loadKubeConfig's order (docs/contract.md §1): explicit file; in-cluster service account; KUBECONFIG; ~/.kube/config.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

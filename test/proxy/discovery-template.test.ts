@@ -1,4 +1,4 @@
-// Host-template rendering (Go text/template subset) and Service parsing (CONTRACT §3).
+// Host-template rendering (Go text/template subset) and Service parsing (docs/contract.md §3).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Service } from '@kubernetes/client-node';

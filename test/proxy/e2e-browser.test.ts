@@ -128,9 +128,9 @@ describe('browser end to end', () => {
     await wsPage.waitForFunction("window.wsState === 'open'");
     stack.kube.deleteService('default', 'alice-ws');
     // How fast discovery applies a delete is a benchmark's business; here it must simply happen. The
-    // close bound of CONTRACT §6 is asserted, with real timings, in long-lived.test.ts.
+    // close bound of docs/contract.md §6 is asserted, with real timings, in long-lived.test.ts.
     await eventually('the deleted host to answer 400', async () => (await send(stack.url(hostA, '/'))).status === 400);
-    // Its open WebSocket is closed as "going away" with the reason (CONTRACT §6).
+    // Its open WebSocket is closed as "going away" with the reason (docs/contract.md §6).
     await wsPage.waitForFunction("window.wsState === 'closed'");
     const close = await wsPage.evaluate<{ code: number; reason: string }>('window.wsClose');
     assert.deepEqual(close, { code: 1001, reason: 'workspace no longer available' });

@@ -103,7 +103,20 @@ describe('HTTP proxy', () => {
     assert.equal((await send(`http://127.0.0.1:${h.port}/readyz`)).status, 503);
     h.directory.setReady(true);
     assert.equal((await send(h.url('unknown.example', '/healthz'))).status, 400);
-    assert.equal((await send(`http://${PROXY_DOMAIN}:${h.port}/metrics`)).status, 404);
+    assert.equal((await send(`http://${PROXY_DOMAIN}:${h.port}/metrics`)).status, 400);
+  });
+
+  test('the proxy domain answers 400 with a page pointing to GitLab on every path but the login flow', async () => {
+    for (const path of ['/', '/index.html', '/auth/', '/auth/logout', '/.workspaces-proxy/logout']) {
+      for (const method of ['GET', 'HEAD', 'POST']) {
+        const r = await send(`http://${PROXY_DOMAIN}:${h.port}${path}`, { method });
+        assert.equal(r.status, 400, `${method} ${path}`);
+        assert.match(String(r.headers['content-type']), /^text\/html/);
+        if (method !== 'HEAD') assert.match(r.body, /Workspaces are opened from GitLab/, `${method} ${path}`);
+      }
+    }
+    // The login flow itself is still served there (a start link without its token is refused as such).
+    assert.match((await send(`http://${PROXY_DOMAIN}:${h.port}/auth/login`)).body, /Sign-in did not complete/);
   });
 
   test('a cookie for workspace A does not open workspace B (or another host of A)', async () => {

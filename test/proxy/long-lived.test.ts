@@ -1,4 +1,4 @@
-// End to end (CONTRACT §6): the real proxy (startProxy) with real discovery against the Kubernetes API
+// End to end (docs/contract.md §6): the real proxy (startProxy) with real discovery against the Kubernetes API
 // stand-in, the GitLab stand-in for OAuth and GraphQL, a WebSocket workspace backend, and real OpenSSH
 // (ssh, with the token from SSH_ASKPASS, against sshd) for SSH. auth.reauthorize_interval is 1 s, so "closed within
 // 2 × interval + 1 s" means within 3 s of the change.
@@ -25,7 +25,7 @@ import { clientKit, startWorkspaceSshd, type ClientKit, type TestSshd } from '..
 import { pickPort } from '../support/ports';
 
 const INTERVAL_S = 1;
-/** CONTRACT §6: closed within 2 × interval + 1 s of the change. */
+/** docs/contract.md §6: closed within 2 × interval + 1 s of the change. */
 const CLOSE_BOUND_MS = 2 * INTERVAL_S * 1000 + 1000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -34,7 +34,7 @@ function assertClosedWith(c: { closedReason(): string | undefined }, reason: Clo
   assert.equal(c.closedReason(), closeReasonText[reason], `${what} closed with "${closeReasonText[reason]}"`);
 }
 
-/** Both connections close for `reason` within CONTRACT §6's bound, counted from `changed`. */
+/** Both connections close for `reason` within docs/contract.md §6's bound, counted from `changed`. */
 async function assertBothClosedInTime(
   t: TestContext, ws: WsClient, ssh: SshClient, changed: number, reason: CloseReason, wsCode?: number,
 ): Promise<void> {

@@ -1,4 +1,4 @@
-// CONTRACT §1 ("Secrets are never passed on a command line or printed in logs"): the BUILT proxy is run
+// docs/contract.md §1 ("Secrets are never passed on a command line or printed in logs"): the BUILT proxy is run
 // through a realistic sequence at the most verbose log level — start-up, a browser login, requests with a
 // session cookie and an Authorization header, a WebSocket, bad requests, an SSH-enabled start with a host
 // key, SSH logins with good and bad tokens, bad configs — and none of the secrets involved may appear in its

@@ -1,4 +1,4 @@
-// CONTRACT §1 and §4 at the process level: the BUILT proxy's /readyz stays non-200 until discovery has the
+// docs/contract.md §1 and §4 at the process level: the BUILT proxy's /readyz stays non-200 until discovery has the
 // first complete list of workspace Services, /healthz answers at once, and on the main port health and
 // metrics answer only to probe-like Hosts (IP literal, localhost, none); every other unknown host gets 400.
 import { after, before, test } from 'node:test';

@@ -1,4 +1,4 @@
-// Who gets in over SSH (CONTRACT §5): a GitLab token of the workspace's owner, checked with GitLab; at most
+// Who gets in over SSH (docs/contract.md §5): a GitLab token of the workspace's owner, checked with GitLab; at most
 // 3 password tries; failures look alike to the client but are logged with their reason.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // The SSH proxy's life around the user's connection: host keys of every accepted kind, a workspace that is
-// down or hangs, a workspace Service that goes away while connected (CONTRACT §6), and shutdown.
+// down or hangs, a workspace Service that goes away while connected (docs/contract.md §6), and shutdown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';

@@ -1,6 +1,6 @@
 // The built proxy process with SSH enabled, as the container runs it: workspaces discovered from the
 // Kubernetes API stand-in, tokens checked with the GitLab stand-in, a real sshd as the workspace, and
-// SIGTERM telling open SSH sessions "going away" before a clean exit (CONTRACT §1, §5).
+// SIGTERM telling open SSH sessions "going away" before a clean exit (docs/contract.md §1, §5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -1,6 +1,9 @@
 // An in-memory WorkspaceDirectory for unit tests of the HTTP side (the real one watches Kubernetes).
+// test/proxy/directory-conformance.test.ts holds it to the same behaviour as the real index; host
+// normalisation is the production function, so the two cannot drift apart.
 import { randomUUID } from 'node:crypto';
 import type { Route, Workspace, WorkspaceChange, WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
+import { normaliseHost } from '../../proxy-image/src/discovery/template';
 
 export interface MemoryWorkspace {
   name: string;
@@ -24,10 +27,6 @@ export function createMemoryDirectory(opts: { ready?: boolean } = {}): MemoryDir
   const listeners = new Set<(c: WorkspaceChange) => void>();
   let ready = opts.ready ?? true;
   const emit = (c: WorkspaceChange) => listeners.forEach((l) => l(c));
-  const normal = (host: string) => {
-    const h = host.toLowerCase();
-    return h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
-  };
   function drop(w: Workspace) {
     for (const h of w.hosts) if (byHost.get(h)?.workspace === w) byHost.delete(h);
   }
@@ -41,12 +40,12 @@ export function createMemoryDirectory(opts: { ready?: boolean } = {}): MemoryDir
         uid: m.uid ?? randomUUID(),
         id: m.id,
         backendHost: m.backendHost ?? '127.0.0.1',
-        hosts: Object.keys(m.routes).map((h) => h.toLowerCase()),
+        hosts: Object.keys(m.routes).map(normaliseHost),
       };
       if (before) drop(before);
       byKey.set(key, w);
       for (const [host, port] of Object.entries(m.routes)) {
-        byHost.set(host.toLowerCase(), { host: host.toLowerCase(), workspace: w, target: { host: w.backendHost, port } });
+        byHost.set(normaliseHost(host), { host: normaliseHost(host), workspace: w, target: { host: w.backendHost, port } });
       }
       emit(before ? { type: 'updated', before, workspace: w } : { type: 'added', workspace: w });
       return w;
@@ -61,7 +60,7 @@ export function createMemoryDirectory(opts: { ready?: boolean } = {}): MemoryDir
     setReady(r) {
       ready = r;
     },
-    routeForHost: (host) => byHost.get(normal(host)),
+    routeForHost: (host) => byHost.get(normaliseHost(host)),
     workspaceByName(name) {
       const found = [...byKey.values()].filter((w) => w.name === name);
       return found.length > 1 ? 'ambiguous' : found[0];

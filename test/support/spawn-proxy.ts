@@ -1,5 +1,5 @@
 // Runs the BUILT proxy (`node proxy-image/dist/main.js -config <f> -kubeconfig <k>`) as a child process, the
-// way the container does, for process-level tests (CONTRACT §1, §2): flags, exit codes, logs, signals.
+// way the container does, for process-level tests (docs/contract.md §1, §2): flags, exit codes, logs, signals.
 //
 //   const p = await spawnProxy({ config: validConfig({ gitlabUrl }), kubeconfigPath });
 //   const addrs = await p.listening;        // parsed from the 'proxy listening' log line

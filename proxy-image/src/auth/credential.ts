@@ -33,7 +33,10 @@ export function bearerOf(c: BearerCredential): string {
   return c.type === 'token' ? c.token : c.accessToken;
 }
 
-/** What tells two credentials apart: the token, or the public key (fingerprinted before use as a map key). */
+/**
+ * What tells one credential from another (fingerprinted for map keys, never stored as is): the token, or
+ * for an SSH key (GitLab is shown the proxy's service token, not the key) the key's blob.
+ */
 export function identityOf(c: Credential): string {
   return c.type === 'ssh_key' ? c.key : bearerOf(c);
 }

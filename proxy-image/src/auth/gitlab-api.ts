@@ -1,4 +1,4 @@
-// GitLab's answer to "does the holder of this token own workspace N?" via GraphQL (CONTRACT §4, §5).
+// GitLab's answer to "does the holder of this token own workspace N?" via GraphQL (docs/contract.md §4, §5).
 import type { Logger } from 'pino';
 
 export type OwnershipResult =

@@ -73,16 +73,16 @@ export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
   }
 
   // The fingerprint of a secret is memoised per secret string (bounded): hot paths reuse the same few.
-  const keys = new Map<string, string>();
+  const fingerprints = new Map<string, string>();
   function keyOf(c: Credential): string {
     const secret = identityOf(c);
-    let k = keys.get(secret);
-    if (k === undefined) {
-      k = `${c.type}:${fingerprint(secret)}`;
-      if (keys.size >= max) keys.delete(keys.keys().next().value as string);
-      keys.set(secret, k);
+    let fp = fingerprints.get(secret);
+    if (fp === undefined) {
+      fp = fingerprint(secret);
+      if (fingerprints.size >= max) fingerprints.delete(fingerprints.keys().next().value as string);
+      fingerprints.set(secret, fp);
     }
-    return k;
+    return `${c.type}:${fp}`;
   }
   const entryKey = (c: Credential, workspaceId: string) => `${keyOf(c)}\0${workspaceId}`;
 

@@ -1,4 +1,4 @@
-// ssh.host_key may be "PEM or OpenSSH, RSA, ECDSA or Ed25519" (CONTRACT §2). ssh2 reads OpenSSH keys and
+// ssh.host_key may be "PEM or OpenSSH, RSA, ECDSA or Ed25519" (docs/contract.md §2). ssh2 reads OpenSSH keys and
 // the traditional PEM forms (PKCS#1 RSA, SEC1 EC) but not PKCS#8 ("BEGIN PRIVATE KEY"), which is what
 // `openssl genpkey` writes and the only PEM form an Ed25519 key has. Such keys are converted here, once at
 // start, into a form ssh2 reads; nothing about the key is ever logged.

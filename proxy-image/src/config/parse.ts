@@ -1,6 +1,6 @@
 // Turns raw YAML text into a validated ProxyConfig, naming every problem by its full dotted key.
 import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { configSchema, type ProxyConfig } from './schema';
 import { ConfigError } from './errors';
 import { readHostKey } from './host-key';
@@ -54,19 +54,25 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${key}: ${issue.message}`;
 }
 
-// The keys the schema knows, as a tree; kept beside the schema's use so unknown keys can be warned about
-// (zod strips them silently).
+// The keys the schema knows, as a tree, read from the schema itself (zod strips unknown keys silently, so
+// they are found here to be warned about). Wrappers (default, prefault, optional) are looked through.
 type Shape = { [key: string]: Shape | true };
-const knownShape: Shape = {
-  auth: {
-    client_id: true, client_secret: true, host: true, redirect_uri: true, signing_key: true, protocol: true,
-    reauthorize_interval: true, max_session_duration: true, service_token: true,
-  },
-  http: { enabled: true, port: true, internal_port: true },
-  ssh: { enabled: true, port: true, host_key: true, backend_port: true, backend_username: true, public_key_auth: true },
-  metrics_path: true,
-  log_level: true,
-};
+
+function shapeOf(schema: z.ZodType): Shape | true {
+  let s: z.ZodType = schema;
+  for (;;) {
+    if (s instanceof z.ZodObject) {
+      const out: Shape = {};
+      for (const [key, child] of Object.entries(s.shape as Record<string, z.ZodType>)) out[key] = shapeOf(child);
+      return out;
+    }
+    const inner = (s.def as { innerType?: z.ZodType }).innerType;
+    if (!inner) return true;
+    s = inner;
+  }
+}
+
+const knownShape = shapeOf(configSchema) as Shape;
 
 function findUnknownKeys(raw: unknown, shape: Shape, prefix = ''): string[] {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return [];

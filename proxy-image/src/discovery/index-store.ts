@@ -2,7 +2,7 @@
 // O(1). It is fed whole Services (apply/remove/replaceAll) and works out the differences itself, so a
 // re-list and a watch event go through the same code.
 //
-// Host conflicts (CONTRACT §3): every Service keeps an ordered claim on each host it renders; the first
+// Host conflicts (docs/contract.md §3): every Service keeps an ordered claim on each host it renders; the first
 // claimant routes it, later ones are logged and wait. When the owner lets go (update or delete), the next
 // claimant still claiming it takes over and gets an 'updated' change.
 import type { Logger } from 'pino';

@@ -1,4 +1,4 @@
-// Workspace discovery (CONTRACT §3): watches workspace Services and keeps the index the HTTP and SSH
+// Workspace discovery (docs/contract.md §3): watches workspace Services and keeps the index the HTTP and SSH
 // proxies look workspaces up in.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';

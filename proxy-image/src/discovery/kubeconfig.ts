@@ -1,4 +1,4 @@
-// Where the proxy's Kubernetes credentials come from (CONTRACT §1): an explicit -kubeconfig file; else
+// Where the proxy's Kubernetes credentials come from (docs/contract.md §1): an explicit -kubeconfig file; else
 // the in-cluster service account (what the pod uses); else KUBECONFIG / ~/.kube/config (local runs).
 // Unlike client-node's loadFromDefault, nothing silently falls back to http://localhost:8080.
 import { existsSync } from 'node:fs';

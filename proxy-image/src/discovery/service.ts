@@ -1,4 +1,4 @@
-// Turns one Kubernetes Service into what the proxy routes (CONTRACT §3), or says why it cannot.
+// Turns one Kubernetes Service into what the proxy routes (docs/contract.md §3), or says why it cannot.
 import { isIP } from 'node:net';
 import type { V1Service } from '@kubernetes/client-node';
 import { renderHost } from './template';

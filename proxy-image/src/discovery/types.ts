@@ -1,6 +1,6 @@
 // What the rest of the proxy knows about workspaces: an in-memory index fed by the Kubernetes watch.
 
-/** One workspace Service, as discovered (CONTRACT §3). */
+/** One workspace Service, as discovered (docs/contract.md §3). */
 export interface Workspace {
   /** Service name: the workspace name and the SSH username. */
   name: string;

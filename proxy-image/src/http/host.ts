@@ -1,4 +1,5 @@
 // Host header handling: what a request is addressed to, and whether it is one of the proxy's own names.
+import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 
 export interface ParsedHost {
@@ -35,7 +36,33 @@ export function parseHost(header: string | undefined): ParsedHost | 'invalid' | 
   return { authority, hostname: hostname.endsWith('.') ? hostname.slice(0, -1) : hostname };
 }
 
-/** Hosts a kubelet probe or an operator on the pod would use: internal endpoints answer there (CONTRACT §4). */
+/** Hosts a kubelet probe or an operator on the pod would use: internal endpoints answer there (docs/contract.md §4). */
 export function isInternalHost(host: ParsedHost | undefined): boolean {
   return host === undefined || host.hostname === 'localhost' || isIP(host.hostname) !== 0;
+}
+
+/** The request's Host; two Host headers (Node keeps the first) are refused rather than guessed at. */
+export function hostOf(req: IncomingMessage): ParsedHost | 'invalid' | undefined {
+  let seen = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') seen++;
+  return seen > 1 ? 'invalid' : parseHost(req.headers.host);
+}
+
+/**
+ * Absolute-form request targets (`GET http://host/path`, legal in HTTP/1.1) are reduced to origin form when
+ * they name the Host header's authority, so routing, reserved paths and the workspace all read one path.
+ * A target naming another authority is refused (false): the proxy routes by Host and never guesses.
+ */
+export function toOriginForm(req: IncomingMessage, host: ParsedHost, protocol: 'http' | 'https'): boolean {
+  const url = req.url ?? '/';
+  if (url.startsWith('/') || url === '*') return true;
+  const m = /^(https?):\/\/([^/?#]*)/i.exec(url);
+  if (!m) return false;
+  const target = parseHost(m[2]);
+  if (target === undefined || target === 'invalid' || target.hostname !== host.hostname) return false;
+  const portOf = (a: ParsedHost, scheme: string) => /:(\d+)$/.exec(a.authority)?.[1] ?? (scheme === 'https' ? '443' : '80');
+  if (portOf(target, m[1]!.toLowerCase()) !== portOf(host, protocol)) return false;
+  const rest = url.slice(m[0].length);
+  req.url = rest.startsWith('/') ? rest : `/${rest}`;
+  return true;
 }

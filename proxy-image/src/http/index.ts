@@ -1,5 +1,9 @@
-// The HTTP(S-terminated) entry point: routes each request by Host to the proxy's own endpoints, the login
-// flow, or an authorized workspace, and proxies HTTP and WebSocket traffic to the workspace backend.
+// The HTTP(S-terminated) entry point. Every request and every WebSocket upgrade goes through one decision,
+// `route(req)`, in this order (like fastify's documented lifecycle):
+//   Host → the proxy's own endpoints (internal, login flow on the proxy domain) → workspace route →
+//   reserved paths → browser session → ownership (auth/) → forward to the workspace.
+// `onRequest` and `onUpgrade` only carry the decision out, as an HTTP answer or on the upgrading socket.
+// Headers per hop are headers.ts's, answers and their statuses pages.ts's.
 import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -10,13 +14,14 @@ import type { ProxyConfig } from '../config';
 import type { Route, WorkspaceDirectory } from '../discovery/types';
 import type { Auth } from '../auth';
 import type { ConnectionRegistry } from '../connections/types';
-import { cookieNames, cookieValues, deleteCookie, stripProxyCookies } from '../auth/cookies';
+import { cookieNames, cookieValues, deleteCookie } from '../auth/cookies';
 import { createSessionReader, credentialOf, type SessionData } from '../auth/session';
 import { createInternalHandler } from '../observability/internal-server';
 import { createHttpMetrics } from './metrics';
-import { isInternalHost, parseHost, type ParsedHost } from './host';
+import { hostOf, isInternalHost, toOriginForm, type ParsedHost } from './host';
+import { KEEP_ALIVE_TIMEOUT_MS, prepareRequestHeaders, prepareResponseHeaders } from './headers';
 import { createLoginFlow, RESERVED_PREFIX } from './login';
-import { messages, rejectUpgrade, sendPage, sendText } from './pages';
+import { answers, rejectUpgradeWith, sendAnswer, sendText, type Answer } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
 import { createLogGate } from './log-limit';
 import { listenOn } from '../net/listen';
@@ -46,43 +51,19 @@ export interface HttpProxy {
 const SET_COOKIE = Symbol('wsp-set-cookie');
 type Tagged = IncomingMessage & { [SET_COOKIE]?: string };
 
-const KEEP_ALIVE_TIMEOUT_MS = 65_000;
-/**
- * Headers for one hop only (RFC 9110 §7.6.1), plus the client's proxy credentials, which are meant for a
- * proxy and never for the workspace. `Authorization` is NOT among them: it belongs to the workspace's own
- * apps (basic auth, Jupyter tokens); the proxy never puts a GitLab token there.
- */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization'];
-/** Never removed even when a client lists them in `Connection`: routing and body framing depend on them. */
-const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
-
-/** Header names listed in a Connection header (lowercase). */
-function connectionTokens(value: string | string[] | undefined): string[] {
-  if (value === undefined) return [];
-  return (Array.isArray(value) ? value.join(',') : value)
-    .split(',')
-    .map((t) => t.trim().toLowerCase())
-    .filter((t) => t !== '' && !PROTECTED.has(t));
-}
-
-/**
- * Absolute-form request targets (`GET http://host/path`, legal in HTTP/1.1) are reduced to origin form when
- * they name the Host header's authority, so routing, reserved paths and the workspace all read one path.
- * A target naming another authority is refused (false): the proxy routes by Host and never guesses.
- */
-export function toOriginForm(req: IncomingMessage, host: ParsedHost, protocol: 'http' | 'https'): boolean {
-  const url = req.url ?? '/';
-  if (url.startsWith('/') || url === '*') return true;
-  const m = /^(https?):\/\/([^/?#]*)/i.exec(url);
-  if (!m) return false;
-  const target = parseHost(m[2]);
-  if (target === undefined || target === 'invalid' || target.hostname !== host.hostname) return false;
-  const portOf = (a: ParsedHost, scheme: string) => /:(\d+)$/.exec(a.authority)?.[1] ?? (scheme === 'https' ? '443' : '80');
-  if (portOf(target, m[1]!.toLowerCase()) !== portOf(host, protocol)) return false;
-  const rest = url.slice(m[0].length);
-  req.url = rest.startsWith('/') ? rest : `/${rest}`;
-  return true;
-}
+/** What to do with a request or upgrade: the outcome of route(). */
+type Decision =
+  | { kind: 'answer'; answer: Answer; headers?: Record<string, string | string[]> }
+  /** Metrics and health (probe-like Host). */
+  | { kind: 'internal' }
+  /** The login flow on the proxy domain. */
+  | { kind: 'login_flow' }
+  /** RESERVED_PREFIX on a workspace host (handoff, logout). */
+  | { kind: 'reserved'; host: ParsedHost }
+  /** No usable session: sign in (GET/HEAD) or 401. `stale`: a session cookie was sent but is no good. */
+  | { kind: 'sign_in'; host: ParsedHost; stale: boolean }
+  /** Authorized: on to the workspace. `renewed`: a refreshed session cookie to send back. */
+  | { kind: 'forward'; host: ParsedHost; route: Route; session: SessionData; renewed?: string };
 
 /** The path of a request URL without its query, bounded, for logs (queries may carry tokens). */
 function logPath(url: string | undefined): string {
@@ -129,15 +110,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     proxyTimeout: 0, // no idle limit: SSE and long polls may be silent for minutes
   });
   proxy.on('proxyRes', (proxyRes, req, res) => {
-    // Connection management is per hop: the workspace's keep-alive terms (and anything it lists in
-    // Connection) are not the browser's. The browser's own `Connection: close`, or a draining shutdown,
-    // closes its connection after this response.
-    for (const name of connectionTokens(proxyRes.headers.connection)) delete proxyRes.headers[name];
-    delete proxyRes.headers['proxy-connection'];
-    const keepAlive = 'shouldKeepAlive' in res && res.shouldKeepAlive && !stopping;
-    proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
-    if (keepAlive) proxyRes.headers['keep-alive'] = `timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`;
-    else delete proxyRes.headers['keep-alive'];
+    prepareResponseHeaders(proxyRes, res, stopping);
     // A workspace that dies mid-response must not leave the browser waiting for the rest forever:
     // http-proxy-3 does not propagate the backend's abort, so the client connection is cut too.
     proxyRes.once('close', () => {
@@ -155,52 +128,52 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   /** `renewed`: a refreshed session cookie, kept even on error pages (GitLab has already rotated the old refresh token). */
   function sendBackendError(res: ServerResponse, err: Error, renewed?: string): void {
     logger.info({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'workspace backend not reachable');
-    sendPage(res, 502, 'Workspace not reachable', 'The workspace did not answer. It may be stopped, starting or restarting; try again shortly.', renewed ? { 'set-cookie': renewed } : {});
+    sendAnswer(res, answers.workspaceUnreachable, renewed ? { 'set-cookie': renewed } : {});
   }
 
-  /** Request headers as the workspace sees them: proxy cookies removed, forwarding headers set. */
-  function prepareHeaders(req: IncomingMessage, upgrade = false): void {
-    // Hop-by-hop: the backend connection is the agent's to keep alive, whatever the client asked. For
-    // WebSockets, `ws` rebuilds Connection and Upgrade for the backend hop (websocket.ts).
-    for (const name of connectionTokens(req.headers.connection)) if (!(upgrade && name === 'upgrade')) delete req.headers[name];
-    for (const name of HOP_BY_HOP) if (!(upgrade && (name === 'connection' || name === 'upgrade'))) delete req.headers[name];
-    const cookie = stripProxyCookies(req.headers.cookie, names);
-    if (cookie === undefined) delete req.headers.cookie;
-    else req.headers.cookie = cookie;
-    const client = req.socket.remoteAddress ?? '';
-    const prior = req.headers['x-forwarded-for'];
-    req.headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
-    req.headers['x-forwarded-proto'] = config.auth.protocol;
-    req.headers['x-forwarded-host'] = req.headers.host ?? '';
-    // The port the browser used (from Host, else the protocol's default), never a client-supplied value.
-    const port = /:(\d+)$/.exec(req.headers.host ?? '')?.[1];
-    req.headers['x-forwarded-port'] = port ?? (config.auth.protocol === 'https' ? '443' : '80');
+  const answer = (a: Answer, headers?: Record<string, string | string[]>): Decision => ({ kind: 'answer', answer: a, headers });
+
+  /** The one decision for a request (`upgrade` false) or a WebSocket upgrade (true). */
+  async function route(req: IncomingMessage, upgrade: boolean): Promise<Decision> {
+    const host = hostOf(req);
+    if (host === 'invalid') return answer(answers.badHost);
+    // Probes and operators address the pod by IP, localhost or no Host: the proxy's own endpoints.
+    if (host === undefined || isInternalHost(host)) return upgrade ? answer(answers.badHost) : { kind: 'internal' };
+    if (!toOriginForm(req, host, config.auth.protocol)) return answer(answers.otherAuthority);
+    if (login.isProxyDomain(host)) return upgrade ? answer(answers.badHost) : { kind: 'login_flow' };
+    const r = directory.routeForHost(host.hostname);
+    if (!r) {
+      logUnknownHost(host);
+      return answer(answers.unknownHost);
+    }
+    const reserved = req.url?.startsWith(RESERVED_PREFIX) ?? false;
+    if (upgrade) {
+      if (stopping) return answer(answers.shuttingDown);
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || reserved) return answer(answers.notWebSocket);
+    } else if (reserved) {
+      return { kind: 'reserved', host };
+    }
+    const { session, present } = sessionOf(req, r);
+    if (!session) return { kind: 'sign_in', host, stale: present };
+    if (upgrade && !originAllowed(req, r)) return answer(answers.crossOriginWebSocket);
+    const decision = await access.decide(session);
+    if (decision.kind === 'login') return { kind: 'sign_in', host, stale: true };
+    if (decision.kind === 'forbidden') return answer(answers.notYourWorkspace);
+    if (decision.kind === 'unavailable') return answer(answers.gitlabUnreachable, upgrade ? undefined : { 'retry-after': '10' });
+    const renewed = decision.renewed ? login.sessionCookie(decision.session) : undefined;
+    if (!upgrade && crossWorkspace(req, r)) return answer(answers.crossWorkspace, renewed ? { 'set-cookie': renewed } : {});
+    return { kind: 'forward', host, route: r, session: decision.session, renewed };
   }
 
-  function needsLogin(req: IncomingMessage, res: ServerResponse, host: ParsedHost, staleCookie: boolean): void {
-    const clear = staleCookie ? [deleteCookie(names.session, { secure })] : [];
+  function signIn(req: IncomingMessage, res: ServerResponse, host: ParsedHost, stale: boolean): void {
+    const clear = stale ? [deleteCookie(names.session, { secure })] : [];
     if (req.method === 'GET' || req.method === 'HEAD') return login.redirectToLogin(req, res, host, clear);
-    sendText(res, 401, 'sign in required: open this workspace URL in a browser first\n', clear.length ? { 'set-cookie': clear } : {});
-  }
-
-  function forbidden(res: ServerResponse): void {
-    sendPage(res, 403, 'Not your workspace', 'You are signed in to GitLab, but this workspace belongs to another user. Only its owner can open it.');
-  }
-
-  function gitlabDown(res: ServerResponse): void {
-    sendPage(res, 503, 'GitLab is not reachable', 'The proxy cannot confirm your access with GitLab right now. Try again in a minute.', { 'retry-after': '10' });
-  }
-
-  /** The request's Host; two Host headers (Node keeps the first) are refused rather than guessed at. */
-  function hostOf(req: IncomingMessage): ParsedHost | 'invalid' | undefined {
-    let seen = 0;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') seen++;
-    return seen > 1 ? 'invalid' : parseHost(req.headers.host);
+    sendAnswer(res, answers.signInRequired, clear.length ? { 'set-cookie': clear } : {});
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const host = hostOf(req);
+    const host = hostOf(req); // for the log line only; route() decides
     res.once('close', () => {
       const seconds = (performance.now() - started) / 1000;
       metrics.request(res.statusCode, seconds);
@@ -219,30 +192,18 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       }
     });
     if (stopping) res.setHeader('connection', 'close');
-    if (host === 'invalid') return sendText(res, 400, 'bad Host header\n');
-    if (host === undefined || isInternalHost(host)) return internal(req, res);
-    if (!toOriginForm(req, host, config.auth.protocol)) return sendText(res, 400, 'request target names another host\n');
-    if (login.isProxyDomain(host)) return login.handleProxyDomain(req, res);
-    const route = directory.routeForHost(host.hostname);
-    if (!route) {
-      logUnknownHost(host);
-      return sendText(res, 400, `${messages.unknownHost}\n`);
+    const d = await route(req, false);
+    switch (d.kind) {
+      case 'answer': return sendAnswer(res, d.answer, d.headers);
+      case 'internal': return internal(req, res);
+      case 'login_flow': return login.handleProxyDomain(req, res);
+      case 'reserved': return login.handleReserved(req, res, d.host);
+      case 'sign_in': return signIn(req, res, d.host, d.stale);
+      case 'forward':
+        if (d.renewed) (req as Tagged)[SET_COOKIE] = d.renewed;
+        prepareRequestHeaders(req, { protocol: config.auth.protocol, names });
+        proxy.web(req, res, { target: { protocol: 'http:', host: d.route.target.host, port: d.route.target.port } });
     }
-    if (req.url?.startsWith(RESERVED_PREFIX)) return login.handleReserved(req, res, host);
-
-    const { session, present } = sessionOf(req, route);
-    if (!session) return needsLogin(req, res, host, present);
-    const decision = await access.decide(session);
-    if (decision.kind === 'login') return needsLogin(req, res, host, true);
-    if (decision.kind === 'forbidden') return forbidden(res);
-    if (decision.kind === 'unavailable') return gitlabDown(res);
-    if (decision.renewed) (req as Tagged)[SET_COOKIE] = login.sessionCookie(decision.session);
-    if (crossWorkspace(req, route)) {
-      const renewed = (req as Tagged)[SET_COOKIE];
-      return sendText(res, 403, 'request from another workspace refused\n', renewed ? { 'set-cookie': renewed } : {});
-    }
-    prepareHeaders(req);
-    proxy.web(req, res, { target: { protocol: 'http:', host: route.target.host, port: route.target.port } });
   }
 
   /** The first valid session among the values of the session cookie; `present` when any value was sent. */
@@ -285,41 +246,24 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
 
   async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => {});
-    const host = hostOf(req);
-    if (host === undefined || host === 'invalid' || isInternalHost(host) || login.isProxyDomain(host)) {
-      return rejectUpgrade(socket, 400, 'bad Host header');
-    }
-    if (!toOriginForm(req, host, config.auth.protocol)) return rejectUpgrade(socket, 400, 'request target names another host');
-    const route = directory.routeForHost(host.hostname);
-    if (!route) {
-      logUnknownHost(host);
-      return rejectUpgrade(socket, 400, messages.unknownHost);
-    }
-    if (stopping) return rejectUpgrade(socket, 503, 'proxy is shutting down');
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.url?.startsWith(RESERVED_PREFIX)) {
-      return rejectUpgrade(socket, 400, 'only WebSocket upgrades are proxied');
-    }
-    const { session } = sessionOf(req, route);
-    if (!session) return rejectUpgrade(socket, 401, 'sign in required');
-    if (!originAllowed(req, route)) return rejectUpgrade(socket, 403, 'cross-origin WebSocket refused');
-    const decision = await access.decide(session);
-    if (decision.kind === 'login') return rejectUpgrade(socket, 401, 'sign in required');
-    if (decision.kind === 'forbidden') return rejectUpgrade(socket, 403, 'not the owner of this workspace');
-    if (decision.kind === 'unavailable') return rejectUpgrade(socket, 503, 'GitLab is not reachable');
-    prepareHeaders(req, true);
+    const d = await route(req, true);
+    if (d.kind === 'sign_in') return rejectUpgradeWith(socket, answers.signInRequired);
+    if (d.kind !== 'forward') return rejectUpgradeWith(socket, d.kind === 'answer' ? d.answer : answers.badHost);
+    const { host, route: r, session, renewed } = d;
+    prepareRequestHeaders(req, { protocol: config.auth.protocol, names, upgrade: true });
     const relay = await relays.open({
       req,
       socket,
       head,
-      target: `ws://${route.target.host.includes(':') ? `[${route.target.host}]` : route.target.host}:${route.target.port}${req.url ?? '/'}`,
+      target: `ws://${r.target.host.includes(':') ? `[${r.target.host}]` : r.target.host}:${r.target.port}${req.url ?? '/'}`,
       headers: req.headers,
       connectTimeoutMs,
       maxPayload: deps.maxWebSocketMessageBytes ?? 100 * 1024 * 1024,
-      extraResponseHeaders: decision.renewed ? [`Set-Cookie: ${login.sessionCookie(decision.session)}`] : [],
+      extraResponseHeaders: renewed ? [`Set-Cookie: ${renewed}`] : [],
     });
     if (!relay) return;
     logger.debug({ host: host.authority, path: logPath(req.url) }, 'websocket opened');
-    track(relay, route, decision.session);
+    track(relay, r, session);
   }
 
   function track(relay: Relay, route: Route, session: SessionData): void {

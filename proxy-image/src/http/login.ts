@@ -1,4 +1,4 @@
-// Browser login (CONTRACT §4), in four hops, every value signed and encrypted by the proxy:
+// Browser login (docs/contract.md §4), in four hops, every value signed and encrypted by the proxy:
 //  1. workspace host, no session: set a host-only binding cookie (random), redirect to the proxy domain's
 //     login path with a sealed "start" token {host, return path, fingerprint(binding)}.
 //  2. proxy domain /auth/login: new state, nonce, PKCE verifier; sealed into a short-lived host-only cookie
@@ -22,7 +22,7 @@ import { RECHECK } from '../auth/policy';
 import { SESSION_LIFETIME_MS, sealSession, type SessionData } from '../auth/session';
 import type { HttpMetrics } from './metrics';
 import type { ParsedHost } from './host';
-import { closeIfBodyPending, messages, sendPage, sendText } from './pages';
+import { answers, closeIfBodyPending, sendAnswer } from './pages';
 
 /** Paths the proxy answers itself on every workspace host. */
 export const RESERVED_PREFIX = '/.workspaces-proxy/';
@@ -119,18 +119,16 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     return pending.slice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS + 1)).map((n) => deleteCookie(n, { secure }));
   }
 
-  function retryPage(res: ServerResponse, status: number, why: string, cookies: string[] = []): void {
-    sendPage(res, status, 'Sign-in did not complete', `${why} Open the workspace URL again to sign in.`, {
-      ...noStore,
-      ...(cookies.length ? { 'set-cookie': cookies } : {}),
-    });
+  function retryPage(res: ServerResponse, why: string, cookies: string[] = []): void {
+    sendAnswer(res, answers.signInIncomplete, { ...noStore, ...(cookies.length ? { 'set-cookie': cookies } : {}) },
+      `${why} Open the workspace URL again to sign in.`);
   }
 
   async function loginStart(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const start = sealer.open<StartToken>('login-start', url.searchParams.get('t') ?? '', now());
     if (!start || typeof start.h !== 'string' || typeof start.p !== 'string' || typeof start.b !== 'string') {
       metrics.login('state_invalid');
-      return retryPage(res, 400, 'This sign-in link is invalid or has expired.');
+      return retryPage(res, 'This sign-in link is invalid or has expired.');
     }
     const checks = oidc.newLoginChecks();
     let authorize: URL;
@@ -139,7 +137,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     } catch (err) {
       metrics.login('gitlab_unavailable');
       logger.warn({ err: (err as Error).message }, 'cannot start login: GitLab unavailable');
-      return sendPage(res, 503, 'GitLab is not reachable', 'The proxy cannot reach GitLab to sign you in. Try again in a minute.', noStore);
+      return sendAnswer(res, answers.gitlabUnreachable, noStore, 'The proxy cannot reach GitLab to sign you in. Try again in a minute.');
     }
     const state: StateCookie = { ...start, s: checks.state, n: checks.nonce, v: checks.codeVerifier };
     const cookie = serializeCookie(`${names.oauthPrefix}${sealer.fingerprint(checks.state).slice(0, 16)}`, sealer.seal('oauth-state', state, now() + LOGIN_TTL_MS), {
@@ -154,7 +152,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     const state = url.searchParams.get('state');
     if (!state || state.length > 512) {
       metrics.login('state_invalid');
-      return retryPage(res, 400, 'The sign-in answer from GitLab has no state.');
+      return retryPage(res, 'The sign-in answer from GitLab has no state.');
     }
     const cookieName = `${names.oauthPrefix}${sealer.fingerprint(state).slice(0, 16)}`;
     const clear = [deleteCookie(cookieName, { secure })];
@@ -162,18 +160,15 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     // State is checked against this browser's cookie before anything is sent to GitLab.
     if (!saved || typeof saved.s !== 'string' || !safeEqual(saved.s, state)) {
       metrics.login('state_invalid');
-      return retryPage(res, 400, 'This sign-in was not started in this browser, was already used, or has expired.', clear);
+      return retryPage(res, 'This sign-in was not started in this browser, was already used, or has expired.', clear);
     }
     if (url.searchParams.has('error')) {
       metrics.login('denied_by_user');
-      return sendPage(res, 403, 'Sign-in refused', 'GitLab did not authorize the sign-in (it was cancelled or refused).', {
-        ...noStore,
-        'set-cookie': clear,
-      });
+      return sendAnswer(res, answers.signInRefused, { ...noStore, 'set-cookie': clear });
     }
     if (!url.searchParams.get('code')) {
       metrics.login('state_invalid');
-      return retryPage(res, 400, 'The sign-in answer from GitLab has no code.', clear);
+      return retryPage(res, 'The sign-in answer from GitLab has no code.', clear);
     }
     const checks: LoginChecks = { state: saved.s, nonce: saved.n, codeVerifier: saved.v };
     const current = new URL(config.auth.redirect_uri);
@@ -186,24 +181,21 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       metrics.login(unavailable ? 'gitlab_unavailable' : 'exchange_rejected');
       logger.info({ err: (err as Error).message }, 'login code exchange failed');
       return unavailable
-        ? sendPage(res, 502, 'GitLab is not reachable', 'The proxy could not complete the sign-in with GitLab. Try again in a minute.', { ...noStore, 'set-cookie': clear })
-        : retryPage(res, 400, 'GitLab refused the sign-in (the link may have been used already).', clear);
+        ? sendAnswer(res, answers.gitlabUnreachable, { ...noStore, 'set-cookie': clear }, 'The proxy could not complete the sign-in with GitLab. Try again in a minute.')
+        : retryPage(res, 'GitLab refused the sign-in (the link may have been used already).', clear);
     }
     const route = deps.directory.routeForHost(saved.h);
-    if (!route) return sendText(res, 400, `${messages.unknownHost}\n`, { 'set-cookie': clear });
+    if (!route) return sendAnswer(res, answers.unknownHost, { 'set-cookie': clear });
     // Always a fresh answer at login; it is kept, so the first request after it needs no second call.
     const { result: verdict } = await ownership.check({ type: 'oauth', accessToken: tokens.accessToken }, route.workspace.id, RECHECK);
     if (verdict.kind === 'unavailable') {
       metrics.login('gitlab_unavailable');
-      return sendPage(res, 502, 'GitLab is not reachable', 'The proxy could not confirm your access with GitLab. Try again in a minute.', { ...noStore, 'set-cookie': clear });
+      return sendAnswer(res, answers.gitlabUnreachable, { ...noStore, 'set-cookie': clear });
     }
     if (verdict.kind !== 'owner') {
       metrics.login('not_owner');
       logger.info({ workspace: route.workspace.name, namespace: route.workspace.namespace }, 'login refused: not the workspace owner');
-      return sendPage(res, 403, 'Not your workspace', 'You are signed in to GitLab, but this workspace belongs to another user. Only its owner can open it.', {
-        ...noStore,
-        'set-cookie': clear,
-      });
+      return sendAnswer(res, answers.notYourWorkspace, { ...noStore, 'set-cookie': clear });
     }
     const session: SessionData = {
       h: route.host,
@@ -249,7 +241,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       return redirect(res, workspaceUrl(host.authority, returnPathOf(h.p)));
     }
     metrics.login('handoff_invalid');
-    return retryPage(res, 400, 'This sign-in link is invalid, expired, already used, or was opened in another browser.');
+    return retryPage(res, 'This sign-in link is invalid, expired, already used, or was opened in another browser.');
   }
 
   function sessionCookie(s: SessionData): string {
@@ -269,25 +261,24 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
     },
     async handleProxyDomain(req, res) {
       const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
-      if (url.pathname !== loginPath && url.pathname !== callbackPath) {
-        return sendText(res, 404, 'not found\n');
-      }
+      // Anything else on the proxy domain, `/` included: a short page pointing to GitLab (docs/contract.md §4).
+      if (url.pathname !== loginPath && url.pathname !== callbackPath) return sendAnswer(res, answers.openFromGitLab);
       // GET only: a HEAD must not spend a single-use code or state.
-      if (req.method !== 'GET') return sendText(res, 405, 'method not allowed\n', { allow: 'GET' });
+      if (req.method !== 'GET') return sendAnswer(res, answers.methodNotAllowed, { allow: 'GET' });
       if (url.pathname === loginPath) return loginStart(req, res, url);
       return callback(req, res, url);
     },
     handleReserved(req, res, host) {
       const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
-      if (req.method !== 'GET') return sendText(res, 405, 'method not allowed\n', { allow: 'GET' });
+      if (req.method !== 'GET') return sendAnswer(res, answers.methodNotAllowed, { allow: 'GET' });
       if (url.pathname === HANDOFF_PATH) return handoff(req, res, host, url);
       if (url.pathname === LOGOUT_PATH) {
-        return sendPage(res, 200, 'Signed out', 'You are signed out of this workspace host.', {
+        return sendAnswer(res, answers.signedOut, {
           ...noStore,
           'set-cookie': [deleteCookie(names.session, { secure }), deleteCookie(names.login, { secure })],
         });
       }
-      return sendText(res, 404, 'not found\n');
+      return sendAnswer(res, answers.notFound);
     },
     sessionCookie,
   };

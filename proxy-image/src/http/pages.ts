@@ -1,4 +1,5 @@
-// Small, readable HTML pages for the answers the proxy gives itself (400, 401, 403, 502, 503).
+// The answers the proxy gives itself: one catalogue of statuses and wording (like fastify's lib/errors.js),
+// sent as small readable HTML pages, as plain text, or on a socket that asked to upgrade.
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
@@ -71,6 +72,63 @@ export function rejectUpgrade(socket: Duplex, status: number, text: string): voi
   );
 }
 
-export const messages = {
-  unknownHost: 'no workspace serves this host',
-} as const;
+/**
+ * Every answer the proxy gives itself, by name. `text` is the short form (plain-text bodies, refused
+ * WebSocket upgrades); answers with a `title` are sent to browsers as a page. GitLab being unreachable is
+ * always 503 (Service Unavailable: the proxy cannot do its job right now, try again), whether it happens
+ * at login, at the callback or when a request is authorized; 502 is kept for the workspace backend.
+ */
+export const answers = {
+  badHost: { status: 400, text: 'bad Host header' },
+  otherAuthority: { status: 400, text: 'request target names another host' },
+  unknownHost: { status: 400, text: 'no workspace serves this host' },
+  notWebSocket: { status: 400, text: 'only WebSocket upgrades are proxied' },
+  /** The proxy domain serves the login flow only (docs/contract.md §4): every other path, `/` included. */
+  openFromGitLab: {
+    status: 400, text: 'workspaces are opened from GitLab', title: 'Open your workspace from GitLab',
+    message: 'Workspaces are opened from GitLab (Your work → Workspaces). This address only signs you in when a workspace asks for it.',
+  },
+  /** A broken, expired, replayed or other-browser login step; the page says which and how to start again. */
+  signInIncomplete: { status: 400, text: 'sign-in did not complete', title: 'Sign-in did not complete' },
+  signInRequired: { status: 401, text: 'sign in required: open this workspace URL in a browser first' },
+  notYourWorkspace: {
+    status: 403, text: 'not the owner of this workspace', title: 'Not your workspace',
+    message: 'You are signed in to GitLab, but this workspace belongs to another user. Only its owner can open it.',
+  },
+  crossWorkspace: { status: 403, text: 'request from another workspace refused' },
+  signInRefused: {
+    status: 403, text: 'sign-in refused', title: 'Sign-in refused',
+    message: 'GitLab did not authorize the sign-in (it was cancelled or refused).',
+  },
+  crossOriginWebSocket: { status: 403, text: 'cross-origin WebSocket refused' },
+  notFound: { status: 404, text: 'not found' },
+  methodNotAllowed: { status: 405, text: 'method not allowed' },
+  workspaceUnreachable: {
+    status: 502, text: 'the workspace is not reachable', title: 'Workspace not reachable',
+    message: 'The workspace did not answer. It may be stopped, starting or restarting; try again shortly.',
+  },
+  gitlabUnreachable: {
+    status: 503, text: 'GitLab is not reachable', title: 'GitLab is not reachable',
+    message: 'The proxy cannot confirm your access with GitLab right now. Try again in a minute.',
+  },
+  shuttingDown: { status: 503, text: 'proxy is shutting down' },
+  signedOut: { status: 200, text: 'signed out', title: 'Signed out', message: 'You are signed out of this workspace host.' },
+} as const satisfies Record<string, Answer>;
+
+export interface Answer {
+  status: number;
+  text: string;
+  title?: string;
+  message?: string;
+}
+
+/** Sends a catalogue answer: a page when it has one, else its text. `message` overrides the page's sentence. */
+export function sendAnswer(res: ServerResponse, a: Answer, headers: Record<string, string | string[]> = {}, message?: string): void {
+  if (a.title) return sendPage(res, a.status, a.title, message ?? a.message ?? a.text, headers);
+  sendText(res, a.status, `${a.text}\n`, headers);
+}
+
+/** A catalogue answer on a socket that asked to upgrade. */
+export function rejectUpgradeWith(socket: Duplex, a: Answer): void {
+  rejectUpgrade(socket, a.status, a.text);
+}

@@ -1,7 +1,7 @@
 // WebSocket relay: the proxy terminates the browser's WebSocket and opens its own to the workspace, and
 // relays messages both ways (with `ws` on both sides).
 // Why not pipe raw sockets like the upstream proxy: the proxy must be able to close a connection at any
-// moment (re-authorization, CONTRACT §6) with a proper close frame and reason, and a close frame injected
+// moment (re-authorization, docs/contract.md §6) with a proper close frame and reason, and a close frame injected
 // into a raw byte stream could land in the middle of a frame. With a relay every message is whole, so a
 // close is always clean. Subprotocols are negotiated end to end (the browser's offer goes to the workspace,
 // the workspace's choice goes back), and so is compression: permessage-deflate is offered to the workspace

@@ -1,5 +1,5 @@
 // Metrics and health: always on http.internal_port, and on the main port only for requests whose Host is
-// an IP literal, localhost or missing (CONTRACT §4) — never for a workspace host.
+// an IP literal, localhost or missing (docs/contract.md §4) — never for a workspace host.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -29,7 +29,7 @@ export function createInternalHandler(deps: InternalDeps): InternalHandler {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
     if (path === '/healthz') return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
     if (path === '/readyz') {
-      // Ready only once the first complete list of workspace Services is in (CONTRACT §1).
+      // Ready only once the first complete list of workspace Services is in (docs/contract.md §1).
       return deps.directory.isReady()
         ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n')
         : send(res, 503, 'text/plain; charset=utf-8', 'workspace discovery has not completed its first list\n');
