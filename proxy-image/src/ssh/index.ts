@@ -104,6 +104,11 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
   });
   // What the client is told it may try next: keys first when the proxy can look them up.
   const methods: AuthenticationType[] = deps.auth.sshKeys ? ['publickey', 'password'] : ['password'];
+  logger.info(
+    { publicKeys: deps.auth.sshKeys !== undefined },
+    deps.auth.sshKeys ? 'ssh: GitLab SSH keys and personal access tokens accepted'
+      : `ssh: personal access tokens only (${config.ssh.public_key_auth ? 'no auth.service_token' : 'ssh.public_key_auth is false'})`,
+  );
   const limiter = createAddressLimiter({ budget: tuning.addressFailureBudget, refillMs: tuning.addressFailureRefillMs });
   const open = new Set<{ close(reason: CloseReason): void; destroy(): void; gone: Promise<void> }>();
   let stopping = false;
