@@ -10,7 +10,7 @@ import type { Workspace, WorkspaceDirectory } from '../discovery/types';
 import type { Credential } from '../auth/credential';
 import type { OwnershipCheck } from '../auth/ownership';
 import type { Reuse } from '../auth/policy';
-import type { SshKeyCheck } from '../auth/ssh-keys';
+import type { KeyMatch, SshKeyCheck } from '../auth/ssh-keys';
 import type { GitLabSshKey } from '../auth/gitlab-keys-api';
 import type { AuthFailureReason, KeyFailureReason } from './metrics';
 
@@ -35,6 +35,13 @@ export interface SshAuthorizerOptions {
   /** Absent when key logins are off. */
   sshKeys?: SshKeyCheck;
 }
+
+const keyRefusal: Record<Extract<KeyMatch, { kind: 'no_match' }>['why'], KeyFailureReason> = {
+  no_owner: 'owner_not_visible',
+  not_a_key_of_owner: 'unknown_key',
+  expired: 'expired_key',
+  signing_only: 'signing_key',
+};
 
 export function createSshAuthorizer(opts: SshAuthorizerOptions): SshAuthorizer {
   return {
@@ -66,7 +73,7 @@ export function createSshAuthorizer(opts: SshAuthorizerOptions): SshAuthorizer {
         case 'match':
           return { ok: true, workspace, userId: m.ownerId, key: m.key, credential: { type: 'ssh_key', key: blob, userId: m.ownerId } };
         case 'no_match':
-          return { ok: false, reason: m.why === 'expired' ? 'expired_key' : m.why === 'signing_only' ? 'signing_key' : 'unknown_key', userId: m.ownerId };
+          return { ok: false, reason: keyRefusal[m.why], userId: m.ownerId };
         case 'unavailable':
           return { ok: false, reason: 'gitlab_unavailable', error: m.error };
       }

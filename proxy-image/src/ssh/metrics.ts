@@ -17,6 +17,7 @@ export type KeyFailureReason =
   | 'unknown_workspace'
   | 'ambiguous_workspace'
   | 'unknown_key' // not one of the workspace owner's GitLab keys
+  | 'owner_not_visible' // GitLab showed the service token no owner: no such workspace, or the token is not Maintainer of the agent's project
   | 'expired_key'
   | 'signing_key' // a GitLab key for signing only
   | 'bad_signature'
