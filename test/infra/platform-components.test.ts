@@ -31,7 +31,7 @@ const SERVICE = 'kubernetes:core/v1:Service';
 const SECRET = 'kubernetes:core/v1:Secret';
 const RECORD = 'cloudflare:index/dnsRecord:DnsRecord';
 
-/** The platform components wired as infra/index.ts does, with a stand-in for the proxy's SSH LB Service. */
+/** The platform components wired as infra/program.ts does, with a stand-in for the proxy's SSH LB Service. */
 function program(input: PlatformConfigInput) {
   return () => {
     const cfg = platformConfigSchema.parse(input);

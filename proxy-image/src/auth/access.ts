@@ -24,7 +24,7 @@ export interface AccessControl {
 
 export interface AccessControlOptions {
   ownership: OwnershipCheck;
-  /** Must share refreshes of one refresh token (shareRefreshes), as app.ts wires it. */
+  /** Must share refreshes of one refresh token (shareRefreshes), as createAuth (index.ts) wires it. */
   refresher: TokenRefresher;
   logger: Logger;
   reauthorizeIntervalSeconds: number;
@@ -36,7 +36,7 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
   const reuse = requestReuse(opts.reauthorizeIntervalSeconds);
 
   /**
-   * The refresher is shared process-wide (shared-refresher.ts, wired in app.ts): concurrent and repeated
+   * The refresher is shared process-wide (shared-refresher.ts, wired in index.ts): concurrent and repeated
    * refreshes of one refresh token already share one grant there, because GitLab rotates refresh tokens
    * and a second grant would be refused. A request refreshes at most once: a token refreshed moments ago
    * that GitLab still rejects means signing in again.
