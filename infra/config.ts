@@ -22,7 +22,7 @@ const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$|^[0-9a-fA-F:]+\/
 const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a Kubernetes quantity such as 100m or 256Mi');
 
 /** Secret keys of the proxy part: they must be set with `pulumi config set --secret`. */
-export const PROXY_SECRET_KEYS = ['gitlabAdminToken', 'oauthClientSecret', 'registryPassword', 'imagePullPassword'] as const;
+export const PROXY_SECRET_KEYS = ['gitlabAdminToken', 'oauthClientSecret', 'registryPassword', 'imagePullPassword', 'sshServiceToken'] as const;
 export const SECRET_KEYS: readonly string[] = [...PROXY_SECRET_KEYS, ...PLATFORM_SECRET_KEYS];
 
 const oauthSchema = z
@@ -62,6 +62,8 @@ const sshSchema = z
     /** Port of the workspace's sshd (the upstream chart uses 60022). */
     backendPort: port.default(22),
     backendUsername: z.string().min(1).default('gitlab-workspaces'),
+    /** Accept the workspace owner's GitLab SSH keys (needs the secret sshServiceToken). */
+    publicKeyAuth: z.boolean().default(true),
     serviceAnnotations: z.record(z.string(), z.string()).default({}),
     loadBalancerSourceRanges: z.array(cidr).default([]),
   })
@@ -131,6 +133,9 @@ export const stackConfigSchema = z
     registryPassword: secretString('the registry password or token').optional(),
     imagePull: imagePullSchema.prefault({}),
     imagePullPassword: secretString('a registry token with read access, e.g. a GitLab deploy token with read_registry').optional(),
+    /** The proxy's own GitLab token for SSH key logins: a project access token (Maintainer, read_api)
+     *  of the agent's project. Unset: SSH takes personal access tokens only. */
+    sshServiceToken: secretString('a project access token with read_api on the agent project').optional(),
     replicas: z.number().int().min(1).max(50).default(2),
     autoscaling: autoscalingSchema.prefault({}),
     resources: resourcesSchema.prefault({}),

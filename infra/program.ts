@@ -121,7 +121,9 @@ export async function main(): Promise<StackOutputs> {
       hostKey: hostKey ? hostKey.privateKeyOpenssh : '',
       backendPort: cfg.ssh.backendPort,
       backendUsername: cfg.ssh.backendUsername,
+      publicKeyAuth: cfg.ssh.publicKeyAuth,
     },
+    serviceToken: cfg.secrets.sshServiceToken,
   });
   const image = new ProxyImage('proxy-image', {
     image: cfg.image,
@@ -180,6 +182,11 @@ export async function main(): Promise<StackOutputs> {
   });
 
   const sshPort = cfg.ssh.servicePort;
+  // How users log in: their GitLab SSH key when the proxy has a service token to look keys up with.
+  const keysOn = cfg.ssh.publicKeyAuth && cfg.secrets.sshServiceToken !== undefined;
+  const sshLoginHint = keysOn
+    ? 'log in with an SSH key from your GitLab profile, or a personal access token as password'
+    : 'password: a GitLab personal access token';
   const sshHostPart = sshPort === 22 ? cfg.sshHost : `[${cfg.sshHost}]:${sshPort}`;
   return {
     proxyUrl: `https://${cfg.proxyDomain}`,
@@ -192,7 +199,7 @@ export async function main(): Promise<StackOutputs> {
     image: image.ref,
     loadBalancerAddress: controller.address,
     sshEndpoint: hostKey
-      ? hostKey.fingerprintSha256.apply((fp) => `ssh -p ${sshPort} <workspace-name>@${cfg.sshHost}  (host key ${fp})`)
+      ? hostKey.fingerprintSha256.apply((fp) => `ssh -p ${sshPort} <workspace-name>@${cfg.sshHost}  (host key ${fp}; ${sshLoginHint})`)
       : null,
     sshHost: hostKey ? cfg.sshHost : null,
     sshLoadBalancerAddress: sshLoadBalancer ? sshLoadBalancer.apply(addressText) : null,

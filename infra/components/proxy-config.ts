@@ -24,10 +24,12 @@ export interface ProxyConfigValues {
   reauthorizeInterval: number;
   maxSessionDuration: number;
   logLevel: ProxyConfigInput['log_level'];
-  ssh: { enabled: boolean; hostKey: string; backendPort: number; backendUsername: string };
+  ssh: { enabled: boolean; hostKey: string; backendPort: number; backendUsername: string; publicKeyAuth?: boolean };
+  /** auth.service_token (SSH key logins); omitted from the file when unset. */
+  serviceToken?: string;
 }
 
-type SecretKeys = 'clientId' | 'clientSecret' | 'signingKey';
+type SecretKeys = 'clientId' | 'clientSecret' | 'signingKey' | 'serviceToken';
 
 /** The same values with the secrets as Pulumi inputs (they stay secret end to end), plus where the Secret goes. */
 export interface ProxyConfigArgs extends Omit<ProxyConfigValues, SecretKeys | 'ssh'> {
@@ -36,6 +38,7 @@ export interface ProxyConfigArgs extends Omit<ProxyConfigValues, SecretKeys | 's
   clientId: pulumi.Input<string>;
   clientSecret: pulumi.Input<string>;
   signingKey: pulumi.Input<string>;
+  serviceToken?: pulumi.Input<string>;
   ssh: Omit<ProxyConfigValues['ssh'], 'hostKey'> & { hostKey: pulumi.Input<string> };
 }
 
@@ -51,6 +54,7 @@ export function proxyConfigObject(v: ProxyConfigValues): ProxyConfigInput {
       protocol: v.protocol,
       reauthorize_interval: v.reauthorizeInterval,
       max_session_duration: v.maxSessionDuration,
+      ...(v.serviceToken ? { service_token: v.serviceToken } : {}),
     },
     http: { enabled: true, port: HTTP_PORT, internal_port: INTERNAL_PORT },
     ssh: {
@@ -59,6 +63,7 @@ export function proxyConfigObject(v: ProxyConfigValues): ProxyConfigInput {
       ...(v.ssh.enabled ? { host_key: v.ssh.hostKey } : {}),
       backend_port: v.ssh.backendPort,
       backend_username: v.ssh.backendUsername,
+      public_key_auth: v.ssh.publicKeyAuth ?? true,
     },
     metrics_path: DEFAULTS.metricsPath,
     log_level: v.logLevel,
@@ -75,8 +80,8 @@ export class ProxyConfigSecret extends pulumi.ComponentResource {
   constructor(name: string, args: ProxyConfigArgs, opts?: pulumi.ComponentResourceOptions) {
     super('gitlab-workspaces:proxy:ConfigSecret', name, {}, opts);
     const yaml = pulumi
-      .all([args.clientId, args.clientSecret, args.signingKey, args.ssh.hostKey])
-      .apply(([clientId, clientSecret, signingKey, hostKey]) =>
+      .all([args.clientId, args.clientSecret, args.signingKey, args.ssh.hostKey, args.serviceToken])
+      .apply(([clientId, clientSecret, signingKey, hostKey, serviceToken]) =>
         renderConfigYaml(
           proxyConfigObject({
             ...args,
@@ -84,6 +89,7 @@ export class ProxyConfigSecret extends pulumi.ComponentResource {
             clientSecret,
             signingKey,
             ssh: { ...args.ssh, hostKey },
+            serviceToken,
           }),
         ),
       );

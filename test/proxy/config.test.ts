@@ -79,3 +79,15 @@ test('flags: Go style, Go style with =, and GNU style', () => {
   assert.throws(() => parseFlags(['-config']), /needs a value/);
   assert.throws(() => parseFlags(['-bogus', 'x', '-config', 'a']), /unknown flag -bogus/);
 });
+
+test('auth.service_token and ssh.public_key_auth: optional, keys on by default, types named', () => {
+  const plain = parseConfigText(minimal);
+  assert.equal(plain.config.auth.service_token, undefined);
+  assert.equal(plain.config.ssh.public_key_auth, true);
+  const set = parseConfigText(`${minimal}  service_token: glpat-service\nssh:\n  public_key_auth: false\n`);
+  assert.equal(set.config.auth.service_token, 'glpat-service');
+  assert.equal(set.config.ssh.public_key_auth, false);
+  assert.deepEqual(set.unknownKeys, []);
+  assert.throws(() => parseConfigText(`${minimal}  service_token: ""\n`), /auth\.service_token/);
+  assert.throws(() => parseConfigText(`${minimal}ssh:\n  public_key_auth: "yes"\n`), /ssh\.public_key_auth: expected boolean/);
+});

@@ -24,6 +24,8 @@
 //   POST /api/graphql                          currentUser { id } / workspace(id:) { user { id } }
 //   GET  /api/v4/user                          Bearer or PRIVATE-TOKEN
 //   GET/POST /api/v4/applications, DELETE /api/v4/applications/:id   (admin only)
+//   GET  /api/v4/users/:id/keys                a user's SSH keys, expired ones included (paginated)
+//   GET/POST /api/v4/projects/:id/access_tokens, GET/DELETE .../:token_id, POST .../:token_id/rotate
 //
 // Built directly on node:http + jose rather than oidc-provider: GitLab's behaviour (Doorkeeper error
 // bodies, refresh-token rotation, PATs usable as Bearer tokens, the Applications API sharing the client
@@ -48,6 +50,38 @@ export interface GitLabUser {
   admin: boolean;
   /** A blocked user's tokens are all rejected (as GitLab does). */
   blocked: boolean;
+  /** A project access token's bot user (`project_<id>_bot_<n>`). */
+  bot: boolean;
+}
+
+/** GitLab's role levels (Gitlab::Access). */
+export const AccessLevel = { guest: 10, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
+
+export interface GitLabProject {
+  id: number;
+  /** Full path, e.g. `platform/workspaces-agent`; the API takes it URL-encoded instead of the id. */
+  path: string;
+  name: string;
+}
+
+/** What a key may be used for (GitLab 15.7+); `signing` keys do not authenticate over SSH. */
+export type SshKeyUsage = 'auth' | 'signing' | 'auth_and_signing';
+
+export interface SshKeyInfo {
+  id: number;
+  /** `<type> <base64>` as the user pasted it (the comment is not kept, as GitLab's API does not return it). */
+  key: string;
+  title: string;
+  /** epoch ms; undefined = never. GitLab still lists expired keys (with expires_at). */
+  expiresAt?: number;
+  usageType: SshKeyUsage;
+}
+
+export interface ProjectAccessToken {
+  id: number;
+  token: string;
+  /** The token's bot user, a member of the project with the token's access level. */
+  user: GitLabUser;
 }
 
 export interface OAuthClient {
@@ -71,7 +105,7 @@ export interface IssuedTokens {
 
 export type EndpointName =
   | 'discovery' | 'jwks' | 'authorize' | 'sign_in' | 'token' | 'userinfo' | 'revoke'
-  | 'graphql' | 'user' | 'applications' | 'other';
+  | 'graphql' | 'user' | 'applications' | 'user_keys' | 'project_access_tokens' | 'other';
 
 export interface GitLabStandInOptions {
   /** Fixed port (for `npm run demo`); default 0 = any free port. Always binds 127.0.0.1. */
@@ -105,8 +139,22 @@ export interface GitLabStandIn {
   revokeToken(token: string): void;
   /** Makes an access token or PAT expired now (refresh tokens stay usable, as in GitLab). */
   expireToken(token: string): void;
-  /** `user` owns workspace N (GraphQL `gid://gitlab/RemoteDevelopment::Workspace/N`); null: no such workspace. */
-  setWorkspaceOwner(workspaceId: string | number, user: GitLabUser | null): void;
+  /** `user` owns workspace N (GraphQL `gid://gitlab/RemoteDevelopment::Workspace/N`); null: no such workspace.
+   *  `agentProject`: the project of the agent running it, whose Maintainers (and their project access
+   *  tokens) may read the workspace too, as GitLab's WorkspacePolicy allows (`admin_cluster` on the agent). */
+  setWorkspaceOwner(workspaceId: string | number, user: GitLabUser | null, opts?: { agentProject?: GitLabProject }): void;
+  /** Adds an SSH key (an OpenSSH public key line; its comment is dropped) to the user's profile. */
+  addSshKey(user: GitLabUser, publicKey: string, opts?: { title?: string; expiresAt?: number; usageType?: SshKeyUsage }): SshKeyInfo;
+  /** Deletes a key from its user's profile (as the user or an admin would). */
+  removeSshKey(keyId: number): void;
+  sshKeys(user: GitLabUser): SshKeyInfo[];
+  addProject(p: { path: string; name?: string }): GitLabProject;
+  /** Makes the user a member of the project with that access level (AccessLevel); 0 removes them. */
+  setMember(project: GitLabProject, user: GitLabUser, accessLevel: number): void;
+  /** A project access token as `POST /projects/:id/access_tokens` would create it (default: Maintainer, read_api). */
+  createProjectAccessToken(project: GitLabProject, opts?: { name?: string; scopes?: string[]; accessLevel?: number; expiresAt?: number }): ProjectAccessToken;
+  /** Project access tokens of a project (revoked ones too), without their secrets. */
+  projectAccessTokens(project: GitLabProject): { id: number; name: string; revoked: boolean; expiresAt?: number; scopes: string[]; accessLevel: number }[];
   registerOAuthClient(c: { clientId: string; clientSecret: string; redirectUris: string[]; name?: string; scopes?: string[] }): OAuthClient;
   /** Applications known (created via the API or registerOAuthClient). */
   applications(): OAuthClient[];
@@ -132,7 +180,7 @@ export interface GitLabStandIn {
 }
 
 interface TokenRecord {
-  kind: 'oauth' | 'pat';
+  kind: 'oauth' | 'pat' | 'project';
   user: GitLabUser;
   scopes: string[];
   /** epoch ms; undefined = never */
@@ -140,6 +188,19 @@ interface TokenRecord {
   revoked: boolean;
   clientId?: string;
   refreshToken?: string;
+  /** Project access tokens: API id, name, project, role, creation time, and the family for rotation. */
+  project?: { id: number; name: string; projectId: number; accessLevel: number; createdAt: string; family: number[] };
+}
+
+interface ProjectRecord {
+  project: GitLabProject;
+  /** user id -> access level */
+  members: Map<number, number>;
+}
+
+interface SshKeyRecord extends SshKeyInfo {
+  user: GitLabUser;
+  createdAt: string;
 }
 
 interface RefreshRecord {
@@ -162,6 +223,12 @@ interface CodeRecord {
   used: boolean;
   authTime: number;
 }
+
+/** Gitlab::Auth.resource_bot_scopes: what a project access token may be given. */
+const resourceBotScopes = [
+  'api', 'read_api', 'create_runner', 'manage_runner', 'k8s_proxy', 'read_repository', 'write_repository',
+  'read_registry', 'write_registry', 'ai_features', 'self_rotate',
+];
 
 const knownScopes = [
   'api', 'read_api', 'read_user', 'create_runner', 'k8s_proxy', 'read_repository', 'write_repository',
@@ -254,7 +321,15 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   const approvals = new Set<string>();
   const counts = new Map<EndpointName, number>();
   const graphqlLog: { token: string | undefined; workspaceId: string | undefined }[] = [];
+  const workspaceAgentProjects = new Map<string, number>();
+  const sshKeys = new Map<number, SshKeyRecord>();
+  const projects = new Map<number, ProjectRecord>();
+  /** Project access token id -> its secret (tokens are looked up by secret, the API by id). */
+  const projectTokenSecrets = new Map<number, string>();
   let nextUserId = 1;
+  let nextKeyId = 1;
+  let nextProjectId = 1;
+  let nextProjectTokenId = 1;
   let nextAppId = 1;
   let failStatus: number | null = null;
   let delayMs = 0;
@@ -262,6 +337,16 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   let url = '';
   // Outside the ephemeral range: stop() releases the port, and no listen(0) elsewhere may take it before start().
   let port = opts.port ?? (await pickPort());
+
+  function addUser(u: { username: string; password: string; admin?: boolean; name?: string; email?: string }): GitLabUser {
+    const id = nextUserId++;
+    const user: GitLabUser = {
+      id, gid: `gid://gitlab/User/${id}`, username: u.username, name: u.name ?? u.username,
+      email: u.email ?? `${u.username}@example.com`, password: u.password, admin: u.admin ?? false, blocked: false, bot: false,
+    };
+    users.set(id, user);
+    return user;
+  }
 
   function issue(user: GitLabUser, clientId: string, scopes: string[], lifetime = accessLifetime): IssuedTokens {
     const accessToken = secret('gloas-');
@@ -666,8 +751,11 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (/\bcurrentUser\b/.test(query)) data.currentUser = user ? { id: user.gid, username: user.username } : null;
     if (wsMatch) {
       const owner = workspaceOwners.get(wsMatch[1] ?? '');
-      // Visible to its owner and to admins, as GitLab's workspace policy allows.
-      const visible = owner && user && (owner.id === user.id || user.admin);
+      // Visible to its owner, to admins and to Maintainers of the agent's project, as GitLab's
+      // RemoteDevelopment::WorkspacePolicy allows (`admin_cluster` on the workspace's agent).
+      const agentProject = workspaceAgentProjects.get(wsMatch[1] ?? '');
+      const visible = owner && user && (owner.id === user.id || user.admin ||
+        (agentProject !== undefined && memberLevel(agentProject, user) >= AccessLevel.maintainer));
       data.workspace = visible ? { id: wsArg, user: { id: owner.gid, username: owner.username } } : null;
     }
     json(res, 200, { data });
@@ -755,6 +843,206 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     json(res, 405, { error: '405 Method Not Allowed' });
   }
 
+  // ---- SSH keys, projects and project access tokens -------------------------------------------------
+
+  function memberLevel(projectId: number, user: GitLabUser): number {
+    return projects.get(projectId)?.members.get(user.id) ?? 0;
+  }
+
+  const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+  /** A token's `expires_at` date: it stops working at 00:00 UTC on that day, as GitLab compares dates. */
+  const dateToMs = (date: string): number => Date.parse(`${date}T00:00:00Z`);
+  const DAY_MS = 86_400_000;
+  /** PersonalAccessToken::MAX_PERSONAL_ACCESS_TOKEN_LIFETIME_IN_DAYS (expiry is required by default). */
+  const MAX_TOKEN_DAYS = 365;
+
+  /** GitLab's offset pagination: `page`, `per_page` (default 20, at most 100) and the x-* headers. */
+  function paginated(res: ServerResponse, requestUrl: URL, items: unknown[]): void {
+    const perPage = Math.min(100, Math.max(1, Number(requestUrl.searchParams.get('per_page')) || 20));
+    const totalPages = Math.max(1, Math.ceil(items.length / perPage));
+    const page = Math.max(1, Number(requestUrl.searchParams.get('page')) || 1);
+    const headers: Record<string, string> = {
+      'x-page': String(page), 'x-per-page': String(perPage), 'x-total': String(items.length),
+      'x-total-pages': String(totalPages), 'x-next-page': page < totalPages ? String(page + 1) : '',
+      'x-prev-page': page > 1 ? String(page - 1) : '',
+    };
+    json(res, 200, items.slice((page - 1) * perPage, page * perPage), headers);
+  }
+
+  function findUser(ref: string): GitLabUser | undefined {
+    return /^\d+$/.test(ref) ? users.get(Number(ref)) : [...users.values()].find((u) => u.username === ref);
+  }
+
+  function keyView(k: SshKeyRecord): Record<string, unknown> {
+    // GitLab returns the `publishable_key`: the comment replaced by "<name> (<host>)", so no e-mail leaks.
+    return {
+      id: k.id, title: k.title, created_at: k.createdAt,
+      expires_at: k.expiresAt === undefined ? null : new Date(k.expiresAt).toISOString(),
+      key: `${k.key} ${k.user.name} (${new URL(url).hostname})`, usage_type: k.usageType,
+    };
+  }
+
+  function userKeys(req: IncomingMessage, res: ServerResponse, requestUrl: URL, ref: string): void {
+    // Public on default settings; a token, when sent, must be valid.
+    const a = authenticate(req, true);
+    if (!a.ok && a.reason !== 'missing') return restUnauthorized(res, a);
+    if (a.ok && !hasScope(a.record, ['api', 'read_api', 'read_user'])) {
+      json(res, 403, { error: 'insufficient_scope', error_description: 'The request requires higher privileges than provided by the access token.', scope: 'api read_api read_user' });
+      return;
+    }
+    const user = findUser(ref);
+    if (!user) return json(res, 404, { message: '404 User Not Found' });
+    const keys = [...sshKeys.values()].filter((k) => k.user.id === user.id).sort((x, y) => x.id - y.id);
+    paginated(res, requestUrl, keys.map(keyView));
+  }
+
+  function tokenView(id: number, r: TokenRecord, secretToo?: string): Record<string, unknown> {
+    const p = r.project;
+    const active = !r.revoked && (r.expiresAt === undefined || r.expiresAt > Date.now());
+    return {
+      id, name: p?.name, revoked: r.revoked, created_at: p?.createdAt, description: null, scopes: r.scopes,
+      user_id: r.user.id, last_used_at: null, active, expires_at: r.expiresAt === undefined ? null : isoDate(r.expiresAt),
+      access_level: p?.accessLevel, ...(secretToo ? { token: secretToo } : {}),
+    };
+  }
+
+  function projectTokensOf(projectId: number): [number, TokenRecord][] {
+    const out: [number, TokenRecord][] = [];
+    for (const [id, t] of projectTokenSecrets) {
+      const r = tokens.get(t);
+      if (r?.project?.projectId === projectId) out.push([id, r]);
+    }
+    return out;
+  }
+
+  function newProjectToken(
+    pr: ProjectRecord, o: { name: string; scopes: string[]; accessLevel: number; expiresAt?: number; bot?: GitLabUser; family?: number[] },
+  ): { id: number; token: string; record: TokenRecord } {
+    let bot = o.bot;
+    if (!bot) {
+      const n = [...users.values()].filter((u) => u.username.startsWith(`project_${pr.project.id}_bot_`)).length + 1;
+      const username = `project_${pr.project.id}_bot_${randomBytes(4).toString('hex')}`;
+      bot = addUser({ username, password: secret(''), name: `${o.name} ${n > 1 ? n : ''}`.trim(), email: `${username}@noreply.example.com` });
+      bot.bot = true;
+      pr.members.set(bot.id, o.accessLevel);
+    }
+    const id = nextProjectTokenId++;
+    // One array per family, shared by its tokens: reusing any rotated one finds every later one.
+    const family = o.family ?? [];
+    family.push(id);
+    const token = secret('glpat-');
+    const record: TokenRecord = {
+      kind: 'project', user: bot, scopes: o.scopes, expiresAt: o.expiresAt, revoked: false,
+      project: { id, name: o.name, projectId: pr.project.id, accessLevel: o.accessLevel, createdAt: new Date().toISOString(), family },
+    };
+    tokens.set(token, record);
+    projectTokenSecrets.set(id, token);
+    return { id, token, record };
+  }
+
+  /** Grape's checks of `expires_at` (a date) and the model's maximum lifetime; undefined = valid/absent. */
+  function expiryError(raw: unknown): string | undefined {
+    if (raw === undefined) return undefined;
+    const text = typeof raw === 'string' ? raw : '';
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(text) || Number.isNaN(dateToMs(text))) return 'expires_at is invalid';
+    const max = isoDate(Date.now() + MAX_TOKEN_DAYS * DAY_MS);
+    if (text > max) return `400 Bad request - Validation failed: Expires at must be before ${max}`;
+    return undefined;
+  }
+
+  function projectAccessTokens(req: IncomingMessage, res: ServerResponse, requestUrl: URL, path: string, body: Record<string, unknown>): void {
+    const m = /^\/api\/v4\/projects\/([^/]+)\/access_tokens(?:\/([^/]+)(\/rotate)?)?$/.exec(path);
+    if (!m) return json(res, 404, { message: '404 Not Found' });
+    const a = authenticate(req, true);
+    if (!a.ok) return restUnauthorized(res, a);
+    const caller = a.record.user;
+    const method = req.method ?? 'GET';
+    // read_api allows GET requests only, as GitLab's API scopes do.
+    const needed = method === 'GET' ? ['api', 'read_api'] : ['api'];
+    if (!hasScope(a.record, needed)) {
+      json(res, 403, { error: 'insufficient_scope', error_description: 'The request requires higher privileges than provided by the access token.', scope: needed.join(' ') });
+      return;
+    }
+    const ref = decodeURIComponent(m[1] ?? '');
+    const pr = /^\d+$/.test(ref) ? projects.get(Number(ref)) : [...projects.values()].find((p) => p.project.path === ref);
+    const level = pr ? memberLevel(pr.project.id, caller) : 0;
+    // Projects are private here: invisible to non-members.
+    if (!pr || (level === 0 && !caller.admin)) return json(res, 404, { message: '404 Project Not Found' });
+    const maintainer = caller.admin || level >= AccessLevel.maintainer;
+    const tokenId = m[2];
+    const rotate = m[3] !== undefined;
+    const find = (): [number, TokenRecord] | undefined => projectTokensOf(pr.project.id).find(([id]) => String(id) === tokenId);
+
+    if (method === 'GET' && tokenId === undefined) {
+      if (!maintainer) return json(res, 401, { message: '401 Unauthorized' });
+      const state = requestUrl.searchParams.get('state');
+      const list = projectTokensOf(pr.project.id)
+        .filter(([id, r]) => state === null || (tokenView(id, r).active ? 'active' : 'inactive') === state)
+        .map(([id, r]) => tokenView(id, r));
+      return paginated(res, requestUrl, list);
+    }
+    if (method === 'GET' && !rotate) {
+      if (!maintainer) return json(res, 401, { message: '401 Unauthorized' });
+      const found = find();
+      if (!found) return json(res, 404, { message: '404 project Access Token Not Found' });
+      return json(res, 200, tokenView(found[0], found[1]));
+    }
+    if (method === 'POST' && tokenId === undefined) {
+      const name = str(body.name);
+      if (!name) return json(res, 400, { error: 'name is missing' });
+      const scopes = Array.isArray(body.scopes) ? body.scopes.filter((x): x is string => typeof x === 'string')
+        : typeof body.scopes === 'string' ? body.scopes.split(',').filter(Boolean) : [];
+      if (scopes.length === 0) return json(res, 400, { error: 'scopes is missing' });
+      if (scopes.some((x) => !resourceBotScopes.includes(x))) return json(res, 400, { error: 'scopes does not have a valid value' });
+      const accessLevel = body.access_level === undefined ? AccessLevel.maintainer : Number(body.access_level);
+      if (!(Object.values(AccessLevel) as number[]).includes(accessLevel)) return json(res, 400, { error: 'access_level does not have a valid value' });
+      const bad = expiryError(body.expires_at);
+      if (bad) return json(res, 400, bad.startsWith('400') ? { message: bad } : { error: bad });
+      // Bots (project access tokens) cannot create tokens; only Maintainers and Owners can.
+      if (caller.bot || !maintainer) return json(res, 400, { message: '400 Bad request - User does not have permission to create project access token' });
+      if (!caller.admin && accessLevel > level) {
+        return json(res, 400, { message: '400 Bad request - Access level of the token contains permissions not held by the creating user' });
+      }
+      const expiresAt = typeof body.expires_at === 'string' ? dateToMs(body.expires_at) : dateToMs(isoDate(Date.now() + MAX_TOKEN_DAYS * DAY_MS));
+      const created = newProjectToken(pr, { name, scopes, accessLevel, expiresAt });
+      return json(res, 201, tokenView(created.id, created.record, created.token));
+    }
+    if (method === 'DELETE' && !rotate && tokenId !== undefined) {
+      const found = find();
+      if (!found) return json(res, 404, { message: '404 project Access Token Not Found' });
+      if (caller.bot || !maintainer) return json(res, 400, { message: `400 Bad request - ${caller.username} cannot delete ${found[1].user.username}` });
+      found[1].revoked = true;
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (method === 'POST' && rotate) {
+      const found = maintainer ? find() : undefined;
+      if (!found) return caller.admin ? json(res, 404, { message: '404 Not Found' }) : json(res, 401, { message: '401 Unauthorized' });
+      const [, old] = found;
+      const family = old.project?.family ?? [];
+      if (old.revoked) {
+        // Reuse of a rotated (revoked) token: GitLab revokes every active token of the family.
+        for (const id of family) {
+          const r = tokens.get(projectTokenSecrets.get(id) ?? '');
+          if (r) r.revoked = true;
+        }
+        return json(res, 400, { message: '400 Bad request - Token already revoked' });
+      }
+      const bad = expiryError(body.expires_at);
+      if (bad) return json(res, 400, bad.startsWith('400') ? { message: bad } : { error: bad });
+      old.revoked = true;
+      // Without expires_at the new token lives one week (expiry enforced), as GitLab's RotateService does.
+      const expiresAt = typeof body.expires_at === 'string' ? dateToMs(body.expires_at) : dateToMs(isoDate(Date.now() + 7 * DAY_MS));
+      const rotated = newProjectToken(pr, {
+        name: old.project?.name ?? '', scopes: old.scopes, accessLevel: old.project?.accessLevel ?? AccessLevel.maintainer,
+        expiresAt, bot: old.user, family,
+      });
+      return json(res, 200, tokenView(rotated.id, rotated.record, rotated.token));
+    }
+    json(res, 405, { error: '405 Method Not Allowed' });
+  }
+
   // ---- dispatch ----------------------------------------------------------------------------------
 
   function endpointOf(path: string): EndpointName {
@@ -768,6 +1056,8 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (path === '/api/graphql') return 'graphql';
     if (path === '/api/v4/user') return 'user';
     if (path === '/api/v4/applications' || path.startsWith('/api/v4/applications/')) return 'applications';
+    if (/^\/api\/v4\/users\/[^/]+\/keys$/.test(path)) return 'user_keys';
+    if (/^\/api\/v4\/projects\/[^/]+\/access_tokens(\/|$)/.test(path)) return 'project_access_tokens';
     return 'other';
   }
 
@@ -812,6 +1102,8 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (endpoint === 'graphql' && m === 'POST') return graphql(req, res, body);
     if (endpoint === 'user' && m === 'GET') return apiUser(req, res);
     if (endpoint === 'applications') return applications(req, res, path, body);
+    if (endpoint === 'user_keys' && m === 'GET') return userKeys(req, res, requestUrl, decodeURIComponent(path.split('/')[4] ?? ''));
+    if (endpoint === 'project_access_tokens') return projectAccessTokens(req, res, requestUrl, path, body);
     json(res, 404, { message: '404 Not Found' });
   }
 
@@ -860,15 +1152,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       return port;
     },
     graphqlLog,
-    addUser(u) {
-      const id = nextUserId++;
-      const user: GitLabUser = {
-        id, gid: `gid://gitlab/User/${id}`, username: u.username, name: u.name ?? u.username,
-        email: u.email ?? `${u.username}@example.com`, password: u.password, admin: u.admin ?? false, blocked: false,
-      };
-      users.set(id, user);
-      return user;
-    },
+    addUser,
     setBlocked(user, blocked) {
       user.blocked = blocked;
     },
@@ -885,10 +1169,51 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       const r = tokens.get(t);
       if (r) r.expiresAt = Date.now() - 1;
     },
-    setWorkspaceOwner(workspaceId, user) {
+    setWorkspaceOwner(workspaceId, user, o = {}) {
       if (user) workspaceOwners.set(String(workspaceId), user);
       else workspaceOwners.delete(String(workspaceId));
+      if (user && o.agentProject) workspaceAgentProjects.set(String(workspaceId), o.agentProject.id);
+      else if (!user || o.agentProject === undefined) workspaceAgentProjects.delete(String(workspaceId));
     },
+    addSshKey(user, publicKey, o = {}) {
+      const [type, data] = publicKey.trim().split(/\s+/);
+      if (!type || !data) throw new Error('addSshKey: expected "<type> <base64> [comment]"');
+      const k: SshKeyRecord = {
+        id: nextKeyId++, user, key: `${type} ${data}`, title: o.title ?? `key ${nextKeyId - 1}`,
+        createdAt: new Date().toISOString(), expiresAt: o.expiresAt, usageType: o.usageType ?? 'auth_and_signing',
+      };
+      sshKeys.set(k.id, k);
+      return { id: k.id, key: k.key, title: k.title, expiresAt: k.expiresAt, usageType: k.usageType };
+    },
+    removeSshKey(keyId) {
+      sshKeys.delete(keyId);
+    },
+    sshKeys: (user) => [...sshKeys.values()].filter((k) => k.user.id === user.id)
+      .map((k) => ({ id: k.id, key: k.key, title: k.title, expiresAt: k.expiresAt, usageType: k.usageType })),
+    addProject(p) {
+      const project: GitLabProject = { id: nextProjectId++, path: p.path, name: p.name ?? p.path.split('/').at(-1) ?? p.path };
+      projects.set(project.id, { project, members: new Map() });
+      return project;
+    },
+    setMember(project, user, accessLevel) {
+      const pr = projects.get(project.id);
+      if (!pr) throw new Error(`setMember: unknown project ${project.id}`);
+      if (accessLevel > 0) pr.members.set(user.id, accessLevel);
+      else pr.members.delete(user.id);
+    },
+    createProjectAccessToken(project, o = {}) {
+      const pr = projects.get(project.id);
+      if (!pr) throw new Error(`createProjectAccessToken: unknown project ${project.id}`);
+      const created = newProjectToken(pr, {
+        name: o.name ?? 'token', scopes: o.scopes ?? ['read_api'], accessLevel: o.accessLevel ?? AccessLevel.maintainer,
+        expiresAt: o.expiresAt,
+      });
+      return { id: created.id, token: created.token, user: created.record.user };
+    },
+    projectAccessTokens: (project) => projectTokensOf(project.id).map(([id, r]) => ({
+      id, name: r.project?.name ?? '', revoked: r.revoked, expiresAt: r.expiresAt, scopes: r.scopes,
+      accessLevel: r.project?.accessLevel ?? 0,
+    })),
     registerOAuthClient(c) {
       const client: OAuthClient = {
         id: nextAppId++, clientId: c.clientId, clientSecret: c.clientSecret, redirectUris: [...c.redirectUris],

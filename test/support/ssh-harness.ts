@@ -13,7 +13,7 @@ import type { WorkspaceDirectory } from '../../proxy-image/src/discovery/types';
 import { parseConfigObject } from '../../proxy-image/src/config';
 import type { ProxyConfig } from '../../proxy-image/src/config';
 import type { SshProxy, SshTuning } from '../../proxy-image/src/ssh';
-import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
+import { startGitLabStandIn, type GitLabProject, type GitLabStandIn, type GitLabUser } from './gitlab-stand-in';
 import { createMemoryDirectory, type MemoryDirectory } from './memory-directory';
 import { clientKit, startWorkspaceSshd, type ClientKit, type ClientRun, type TestSshd } from './sshd';
 
@@ -27,6 +27,10 @@ export interface SshHarness {
   bob: GitLabUser;
   aliceToken: string;
   bobToken: string;
+  /** The project of the workspace's agent. */
+  agentProject: GitLabProject;
+  /** auth.service_token, when the harness was asked for one. */
+  serviceToken?: string;
   /** The in-memory directory (undefined when the test passed its own). */
   memory?: MemoryDirectory;
   config: ProxyConfig;
@@ -53,6 +57,11 @@ export interface HarnessOptions {
   directory?: WorkspaceDirectory;
   /** Backend port (default: the test sshd's). */
   backendPort?: number;
+  /** Give the proxy a service token (auth.service_token): a Maintainer project access token, read_api, of the
+   *  agent's project, so SSH keys work (default false: passwords only, as before). */
+  serviceToken?: boolean;
+  /** ssh.public_key_auth (default: the config's default, true). */
+  publicKeyAuth?: boolean;
 }
 
 /** A fresh Ed25519 host key for the proxy, in OpenSSH format (as `ssh-keygen` writes it). */
@@ -82,7 +91,12 @@ export async function startSshHarness(opts: HarnessOptions = {}): Promise<SshHar
 async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStandIn): Promise<SshHarness> {
   const alice = gitlab.addUser({ username: 'alice', password: 'pw-alice' });
   const bob = gitlab.addUser({ username: 'bob', password: 'pw-bob' });
-  gitlab.setWorkspaceOwner(WORKSPACE_ID, alice);
+  // The agent's project: its Maintainers (and their project access tokens) may read the workspace.
+  const agentProject = gitlab.addProject({ path: 'platform/workspaces-agent' });
+  gitlab.setWorkspaceOwner(WORKSPACE_ID, alice, { agentProject });
+  const serviceToken = opts.serviceToken
+    ? gitlab.createProjectAccessToken(agentProject, { name: 'workspaces-proxy', scopes: ['read_api'] }).token
+    : undefined;
   const aliceToken = gitlab.createPersonalAccessToken(alice);
   const bobToken = gitlab.createPersonalAccessToken(bob);
 
@@ -108,10 +122,12 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
       client_id: 'cid', client_secret: 'csecret', host: gitlab.url, redirect_uri: 'http://workspaces.test/auth/callback',
       signing_key: '0123456789abcdef0123456789abcdef', protocol: 'http',
       reauthorize_interval: opts.reauthorizeInterval ?? 60,
+      ...(serviceToken ? { service_token: serviceToken } : {}),
     },
     http: { enabled: false },
     ssh: {
       enabled: true, host_key: hostKey, backend_port: opts.backendPort ?? sshd.port, backend_username: sshd.user.name,
+      ...(opts.publicKeyAuth !== undefined ? { public_key_auth: opts.publicKeyAuth } : {}),
     },
     log_level: 'debug',
   });
@@ -127,7 +143,7 @@ async function assemble(opts: HarnessOptions, sshd: TestSshd, gitlab: GitLabStan
   ];
 
   return {
-    sshd, gitlab, alice, bob, aliceToken, bobToken, memory, config, registry, connections, proxy, kit,
+    sshd, gitlab, alice, bob, aliceToken, bobToken, agentProject, serviceToken, memory, config, registry, connections, proxy, kit,
     port: address.port,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     logText: () => lines.join('\n'),

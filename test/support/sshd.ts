@@ -164,6 +164,12 @@ export interface ClientRun {
   prompts: number;
 }
 
+export interface UserKey {
+  path: string;
+  /** `<type> <base64> <comment>`, as in `<path>.pub`. */
+  publicKey: string;
+}
+
 export interface ClientKit {
   /** `-o ...` options every client call gets (host keys not checked, password auth only). */
   commonOptions(extra?: string[]): string[];
@@ -177,6 +183,11 @@ export interface ClientKit {
   ): Promise<ClientRun>;
   /** Starts a long-running client (e.g. `ssh -N -L`); the caller kills it. */
   spawn(cmd: 'ssh' | 'scp' | 'sftp', args: string[], opts: { tokens: string[] }): ChildProcess;
+  /** A user key pair made by `ssh-keygen` in the kit's directory: private key file and public key line. */
+  userKey(type: 'ed25519' | 'rsa', name: string): UserKey;
+  /** Options that offer exactly these keys first and fall back to the password, as the README's
+   *  ~/.ssh/config does. They go before commonOptions() (ssh keeps the first value of an option). */
+  keyOptions(...keys: UserKey[]): string[];
   dir: string;
   cleanup(): void;
 }
@@ -248,6 +259,17 @@ export function clientKit(): ClientKit {
     },
     spawn(cmd, args, opts) {
       return spawn(cmd, args, { env: env(opts.tokens), stdio: ['pipe', 'pipe', 'pipe'] });
+    },
+    userKey(type, name) {
+      const path = join(dir, `id_${name}`);
+      execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '3072'] : []), '-N', '', '-C', `${name}@laptop`, '-f', path]);
+      return { path, publicKey: readFileSync(`${path}.pub`, 'utf8').trim() };
+    },
+    keyOptions(...keys) {
+      return [
+        '-o', 'PubkeyAuthentication=yes', '-o', 'PreferredAuthentications=publickey,password', '-o', 'IdentitiesOnly=yes',
+        ...keys.flatMap((k) => ['-i', k.path]),
+      ];
     },
     cleanup() {
       rmSync(dir, { recursive: true, force: true });

@@ -25,6 +25,7 @@ export const SECRET_FIXTURES: Record<string, string> = {
   'gitlab-workspaces:oauthClientSecret': 'gloas-fixture-client-secret-0002',
   'gitlab-workspaces:registryPassword': 'fixture-registry-password-0003',
   'gitlab-workspaces:imagePullPassword': 'fixture-image-pull-password-0005',
+  'gitlab-workspaces:sshServiceToken': 'glpat-fixture-ssh-service-token-0006',
   'gitlab-workspaces:cloudflareApiToken': 'fixture-cloudflare-api-token-00000000004',
   'gitlab-workspaces:tlsProxyCert': fakePem('CERTIFICATE'),
   'gitlab-workspaces:tlsProxyKey': fakePem('PRIVATE KEY'),

@@ -9,7 +9,12 @@ export type Credential =
   /** A personal access token, typed as the SSH password. Cannot be refreshed. */
   | { type: 'token'; token: string }
   /** Tokens from the OAuth login (browser session, WebSockets opened with it). */
-  | { type: 'oauth'; accessToken: string; refreshToken?: string; /** epoch ms */ expiresAt?: number };
+  | { type: 'oauth'; accessToken: string; refreshToken?: string; /** epoch ms */ expiresAt?: number }
+  /** One of the workspace owner's GitLab SSH keys (signature verified at login). Checked with the
+   *  service token (ssh-keys.ts); nothing to refresh. `key` is the base64 public key blob. */
+  | { type: 'ssh_key'; key: string; userId: string };
+
+export type BearerCredential = Exclude<Credential, { type: 'ssh_key' }>;
 
 export interface Tokens {
   accessToken: string;
@@ -24,17 +29,16 @@ export interface TokenRefresher {
 }
 
 /** The secret GitLab is shown for this credential (`Authorization: Bearer`). */
-export function bearerOf(c: Credential): string {
+export function bearerOf(c: BearerCredential): string {
   return c.type === 'token' ? c.token : c.accessToken;
 }
 
 /**
- * What tells one credential from another (fingerprinted for map keys, never stored as is). For tokens it
- * is the token; a kind that GitLab is not shown (an SSH key, checked with the proxy's service token)
- * would answer with its own identity here, e.g. the user id and the key's blob.
+ * What tells one credential from another (fingerprinted for map keys, never stored as is): the token, or
+ * for an SSH key (GitLab is shown the proxy's service token, not the key) the key's blob.
  */
 export function identityOf(c: Credential): string {
-  return bearerOf(c);
+  return c.type === 'ssh_key' ? c.key : bearerOf(c);
 }
 
 /** True when the credential expires within `marginMs` and can be refreshed before it does. */

@@ -9,6 +9,9 @@ import { createOidc, type Oidc } from './oidc';
 import { createOwnershipCheck, type OwnershipCheck } from './ownership';
 import { createAccessControl, type AccessControl } from './access';
 import { shareRefreshes } from './shared-refresher';
+import { createGitLabKeysApi, type GitLabKeysApi } from './gitlab-keys-api';
+import { createSshKeyCheck, type SshKeyCheck } from './ssh-keys';
+import { newConnectionReuse } from './policy';
 
 export interface Auth {
   /** Seals cookies and login state, and fingerprints secrets for map keys (keyed from auth.signing_key). */
@@ -18,6 +21,8 @@ export interface Auth {
   ownership: OwnershipCheck;
   /** HTTP's decision for a browser session. */
   access: AccessControl;
+  /** SSH public-key logins: present only with auth.service_token and ssh.public_key_auth. */
+  sshKeys?: SshKeyCheck;
 }
 
 export interface AuthOptions {
@@ -26,6 +31,8 @@ export interface AuthOptions {
   logger: Logger;
   /** Clock in epoch ms (tests). */
   now?: () => number;
+  /** GitLab lookups for SSH keys (default: made with auth.service_token against auth.host). */
+  gitlabKeys?: GitLabKeysApi;
 }
 
 export function createAuth(opts: AuthOptions): Auth {
@@ -33,9 +40,21 @@ export function createAuth(opts: AuthOptions): Auth {
   const sealer = createSealer(config.auth.signing_key);
   // One refresh per refresh token for cookies and open connections alike.
   const oidc = shareRefreshes(createOidc({ config, logger: logger.child({ module: 'oidc' }) }), { fingerprint: sealer.fingerprint, now });
-  const ownership = createOwnershipCheck({ gitlab: opts.gitlab, fingerprint: sealer.fingerprint, now });
+  const sshKeys = keyLoginsOn(config) ? createSshKeyCheck({
+    api: opts.gitlabKeys ?? createGitLabKeysApi({
+      baseUrl: config.auth.host, serviceToken: config.auth.service_token as string, logger: logger.child({ module: 'gitlab-keys' }),
+    }),
+    reuseMs: newConnectionReuse(config.auth.reauthorize_interval).ownerMs,
+    now,
+  }) : undefined;
+  const ownership = createOwnershipCheck({ gitlab: opts.gitlab, sshKeys, fingerprint: sealer.fingerprint, now });
   const access = createAccessControl({
     ownership, refresher: oidc, logger, reauthorizeIntervalSeconds: config.auth.reauthorize_interval, now,
   });
-  return { sealer, oidc, ownership, access };
+  return { sealer, oidc, ownership, access, sshKeys };
+}
+
+/** SSH keys are accepted only when the proxy has a token to look them up with (docs/contract.md §2). */
+export function keyLoginsOn(config: ProxyConfig): boolean {
+  return config.ssh.public_key_auth && config.auth.service_token !== undefined;
 }

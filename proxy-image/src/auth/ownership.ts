@@ -9,6 +9,7 @@
 // entry there and a variant of Credential, and every caller gets caching and sharing for it unchanged.
 import type { GitLabApi, OwnershipResult } from './gitlab-api';
 import { bearerOf, identityOf, type Credential } from './credential';
+import type { SshKeyCheck } from './ssh-keys';
 import { createSealer, randomToken } from './crypto';
 import type { Reuse } from './policy';
 
@@ -30,6 +31,8 @@ export interface OwnershipCheck {
 
 export interface OwnershipOptions {
   gitlab: GitLabApi;
+  /** SSH key checks (with the service token); absent when key logins are off. */
+  sshKeys?: SshKeyCheck;
   /** Keyed hash for cache keys (app.ts: the sealer's, from auth.signing_key); default: a per-process random key. */
   fingerprint?: (secret: string) => string;
   now?: () => number;
@@ -55,7 +58,19 @@ export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
   const checkers: { [K in Credential['type']]: (c: Extract<Credential, { type: K }>, workspaceId: string) => Promise<OwnershipResult> } = {
     token: (c, w) => opts.gitlab.checkOwnership(bearerOf(c), w),
     oauth: (c, w) => opts.gitlab.checkOwnership(bearerOf(c), w),
+    ssh_key: (c, w) => checkKey(c, w),
   };
+
+  /** An open key connection stays while the workspace's owner is unchanged and the key still theirs. */
+  async function checkKey(c: Extract<Credential, { type: 'ssh_key' }>, workspaceId: string): Promise<OwnershipResult> {
+    if (!opts.sshKeys) return { kind: 'invalid_token' };
+    const m = await opts.sshKeys.match(c.key, workspaceId, { fresh: true });
+    if (m.kind === 'unavailable') return m;
+    if (m.kind === 'match') return m.ownerId === c.userId ? { kind: 'owner', userId: c.userId } : { kind: 'not_owner', userId: c.userId };
+    // The owner changed (or the workspace is gone in GitLab): not theirs any more. Same owner: the key went.
+    if (m.ownerId !== c.userId) return { kind: 'not_owner', userId: c.userId };
+    return { kind: 'invalid_token' };
+  }
 
   // The fingerprint of a secret is memoised per secret string (bounded): hot paths reuse the same few.
   const fingerprints = new Map<string, string>();

@@ -36,6 +36,9 @@ export const configSchema = z
       protocol: z.enum(['https', 'http']).default(DEFAULTS.protocol),
       reauthorize_interval: z.number().positive().default(DEFAULTS.reauthorizeInterval),
       max_session_duration: z.number().min(0).default(DEFAULTS.maxSessionDuration),
+      // The proxy's own GitLab token (a project access token with read_api on the agent's project): used
+      // only for SSH public-key logins, where no user token exists to ask GitLab with.
+      service_token: z.string().min(1).optional(),
     }),
     http: z
       .object({
@@ -51,6 +54,8 @@ export const configSchema = z
         host_key: z.string().optional(),
         backend_port: port.default(DEFAULTS.sshBackendPort),
         backend_username: z.string().min(1).default(DEFAULTS.sshBackendUsername),
+        // Accept the workspace owner's GitLab SSH keys; in effect only with auth.service_token.
+        public_key_auth: z.boolean().default(true),
       })
       .prefault({}),
     metrics_path: z.string().startsWith('/').default(DEFAULTS.metricsPath),

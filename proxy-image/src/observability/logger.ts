@@ -5,6 +5,7 @@ export const redactPaths = [
   'token', '*.token', 'password', '*.password', 'accessToken', '*.accessToken', 'refreshToken', '*.refreshToken',
   'req.headers.cookie', 'req.headers.authorization', 'headers.cookie', 'headers.authorization',
   'res.headers["set-cookie"]', 'client_secret', '*.client_secret', 'signing_key', '*.signing_key',
+  'service_token', '*.service_token',
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

@@ -2,7 +2,7 @@
 // token as the password; once GitLab confirms the token's user owns that workspace, the connection is joined
 // to the workspace's own sshd and everything an IDE does over SSH is relayed.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { Server, type Client, type Connection } from 'ssh2';
+import { Server, type AuthenticationType, type Client, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from '../config';
@@ -11,7 +11,8 @@ import type { Auth } from '../auth';
 import { NEW_CONNECTION_REUSE_MS, newConnectionReuse } from '../auth/policy';
 import { closeReasonText, type CloseReason, type ConnectionRegistry } from '../connections/types';
 import { createAddressLimiter } from './address-limiter';
-import { createSshAuthorizer, type AuthDecision } from './authorize';
+import { createSshAuthorizer, type AuthDecision, type KeyDecision } from './authorize';
+import { offeredBlob, signatureValid } from './publickey';
 import { BackendError, connectBackend } from './backend';
 import { forwardConnection, type OpenSession } from './forward';
 import { createSshMetrics } from './metrics';
@@ -28,6 +29,10 @@ const CLOSE_CHANNELS_WAIT_MS = 2_000;
 
 /** Fixed by docs/contract.md §5. */
 export const MAX_PASSWORD_TRIES = 3;
+
+/** Public keys one connection may offer (OpenSSH's MaxAuthTries is 6 for all methods; keys do not use up
+ *  password tries here, so they get their own bound). Further keys are refused without a lookup. */
+export const MAX_KEY_ATTEMPTS = 10;
 
 /** Timings and limits; the defaults are what production uses, tests may shorten them. */
 export interface SshTuning {
@@ -64,7 +69,7 @@ export const defaultSshTuning: SshTuning = {
 export interface SshProxyDeps {
   config: ProxyConfig;
   directory: WorkspaceDirectory;
-  auth: Pick<Auth, 'ownership'>;
+  auth: Pick<Auth, 'ownership' | 'sshKeys'>;
   connections: ConnectionRegistry;
   registry: Registry;
   logger: Logger;
@@ -98,7 +103,15 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     directory: deps.directory,
     ownership: deps.auth.ownership,
     reuse: newConnectionReuse(config.auth.reauthorize_interval, tuning.authCacheTtlMs),
+    sshKeys: deps.auth.sshKeys,
   });
+  // What the client is told it may try next: keys first when the proxy can look them up.
+  const methods: AuthenticationType[] = deps.auth.sshKeys ? ['publickey', 'password'] : ['password'];
+  logger.info(
+    { publicKeys: deps.auth.sshKeys !== undefined },
+    deps.auth.sshKeys ? 'ssh: GitLab SSH keys and personal access tokens accepted'
+      : `ssh: personal access tokens only (${config.ssh.public_key_auth ? 'no auth.service_token' : 'ssh.public_key_auth is false'})`,
+  );
   const limiter = createAddressLimiter({ budget: tuning.addressFailureBudget, refillMs: tuning.addressFailureRefillMs });
   const open = new Set<{ close(reason: CloseReason): void; destroy(): void; gone: Promise<void> }>();
   const connectionLog = createConnectionLog(logger);
@@ -161,6 +174,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
   function handleConnection(conn: Connection, address: string, port: number): void {
     const log = logger.child({ client: `${address}:${port}` });
     let tries = 0;
+    let keyAttempts = 0;
     let authenticated = false;
     let backend: Client | undefined;
     let untrack: (() => void) | undefined;
@@ -230,9 +244,13 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     }
 
     conn.on('authentication', (ctx) => {
+      if (ctx.method === 'publickey' && deps.auth.sshKeys) {
+        onPublicKey(ctx);
+        return;
+      }
       if (ctx.method !== 'password') {
         // `none` and key attempts are not password tries: just say what is accepted.
-        ctx.reject(['password']);
+        ctx.reject(methods);
         return;
       }
       tries += 1;
@@ -248,7 +266,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       const started = Date.now();
       void decide(username, ctx.password).then(async (decision) => {
         if (decision.ok) {
-          await onAuthorized(decision, () => ctx.accept(), username);
+          await onAuthorized(decision, () => ctx.accept(), username, 'password');
           return;
         }
         metrics.authFailed(decision.reason);
@@ -271,13 +289,61 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
           disconnectWithMessage(conn, 'too many authentication failures', { reason: DISCONNECT_NO_MORE_AUTH_METHODS });
           return;
         }
-        if (!connGone) ctx.reject(['password']);
+        if (!connGone) ctx.reject(methods);
       }).catch((err: unknown) => {
         // Never let one connection's trouble become an unhandled rejection of the whole proxy.
         log.warn({ err: (err as Error).message }, 'ssh authentication handling failed');
         conn.end();
       });
     });
+
+    /**
+     * A public key: accepted when it is one of the workspace owner's GitLab keys (not expired, not for
+     * signing only) and, once signed, the signature checks out against that GitLab key. Refusals look like
+     * a wrong password (same minimum delay, same methods listed) and use up no password try, so the client
+     * goes on to its next key or to the PAT prompt in the same connection.
+     */
+    function onPublicKey(ctx: PublicKeyAuthContext): void {
+      keyAttempts += 1;
+      const username = ctx.username;
+      const started = Date.now();
+      const signed = ctx.signature !== undefined;
+      void decideKey(username, offeredBlob(ctx)).then(async (decision): Promise<void> => {
+        if (decision.ok && !signed) {
+          ctx.accept(); // "this key would do": the client now signs with it
+          return;
+        }
+        if (decision.ok && signatureValid(decision.key, ctx)) {
+          await onAuthorized({ ...decision, cached: false }, () => ctx.accept(), username, 'publickey');
+          return;
+        }
+        const reason = decision.ok ? 'bad_signature' : decision.reason;
+        metrics.keyAuth('failure', reason);
+        // Offering keys that do not fit is what clients with several keys do: info, not warn.
+        log.info(
+          { username, method: 'publickey', reason, keyType: ctx.key.algo, signed,
+            ...(!decision.ok && decision.userId ? { gitlabUserId: decision.userId } : {}),
+            ...(!decision.ok && decision.error ? { err: decision.error } : {}) },
+          'ssh public key refused',
+        );
+        const wait = tuning.failureDelayMs - (Date.now() - started);
+        if (wait > 0) await delay(wait);
+        if (!connGone) ctx.reject(methods);
+      }).catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'ssh authentication handling failed');
+        conn.end();
+      });
+    }
+
+    async function decideKey(username: string, blob: string): Promise<KeyDecision> {
+      if (keyAttempts > MAX_KEY_ATTEMPTS) return { ok: false, reason: 'too_many_keys' };
+      // Key attempts use up no budget, but an address that has used up its budget is refused keys too.
+      if (!limiter.take(address)) return { ok: false, reason: 'rate_limited' };
+      limiter.giveBack(address);
+      return authorizer.authorizeKey(username, blob).catch(
+        (err: unknown): KeyDecision => ({ ok: false, reason: 'gitlab_unavailable', error: (err as Error).message }),
+      );
+    }
 
     async function decide(username: string, token: string): Promise<AuthDecision> {
       if (!limiter.take(address)) return { ok: false, reason: 'rate_limited' };
@@ -289,7 +355,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     }
 
     async function onAuthorized(
-      decision: Extract<AuthDecision, { ok: true }>, accept: () => void, username: string,
+      decision: Extract<AuthDecision, { ok: true }>, accept: () => void, username: string, method: 'password' | 'publickey',
     ): Promise<void> {
       if (closedBy || !connectionWritable(conn)) return;
       const ws = decision.workspace;
@@ -356,8 +422,9 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
         credential: decision.credential,
         close,
       });
-      metrics.authSucceeded(decision.cached);
-      wlog.info({ gitlabUserId: decision.userId, cached: decision.cached }, 'ssh connection authorized');
+      if (method === 'password') metrics.authSucceeded(decision.cached);
+      else metrics.keyAuth('success', 'verified');
+      wlog.info({ gitlabUserId: decision.userId, cached: decision.cached, method }, 'ssh connection authorized');
       if (!connGone) accept();
     }
   }

@@ -11,6 +11,20 @@ export type AuthFailureReason =
   | 'rate_limited'
   | 'too_many_tries';
 
+/** Why a public key was refused (log field `reason`, label of the key metric). */
+export type KeyFailureReason =
+  | 'keys_off' // no auth.service_token, or ssh.public_key_auth false
+  | 'unknown_workspace'
+  | 'ambiguous_workspace'
+  | 'unknown_key' // not one of the workspace owner's GitLab keys
+  | 'owner_not_visible' // GitLab showed the service token no owner: no such workspace, or the token is not Maintainer of the agent's project
+  | 'expired_key'
+  | 'signing_key' // a GitLab key for signing only
+  | 'bad_signature'
+  | 'gitlab_unavailable'
+  | 'rate_limited'
+  | 'too_many_keys';
+
 export type BackendFailure = 'unreachable' | 'refused_login';
 
 export interface SshMetrics {
@@ -18,6 +32,8 @@ export interface SshMetrics {
   connectionClosed(): void;
   authSucceeded(cached: boolean): void;
   authFailed(reason: AuthFailureReason): void;
+  /** Public-key attempts that were signed (success) or refused (failure, by reason). */
+  keyAuth(result: 'success' | 'failure', reason: KeyFailureReason | 'verified'): void;
   backendFailed(kind: BackendFailure): void;
   /** Payload bytes of channels: `to_workspace` from the user, `from_workspace` to the user. */
   bytes(direction: 'to_workspace' | 'from_workspace', n: number): void;
@@ -32,6 +48,12 @@ export function createSshMetrics(registry: Registry): SshMetrics {
   const auth = new Counter({
     name: 'workspaces_proxy_ssh_auth_total',
     help: 'SSH password attempts, by result and reason (success: cached or gitlab)',
+    labelNames: ['result', 'reason'],
+    registers: [registry],
+  });
+  const keyAuth = new Counter({
+    name: 'workspaces_proxy_ssh_key_auth_total',
+    help: 'SSH public-key attempts, by result and reason (probes of keys that are refused count as failures)',
     labelNames: ['result', 'reason'],
     registers: [registry],
   });
@@ -52,6 +74,7 @@ export function createSshMetrics(registry: Registry): SshMetrics {
     connectionClosed: () => open.dec(),
     authSucceeded: (cached) => auth.inc({ result: 'success', reason: cached ? 'cached' : 'gitlab' }),
     authFailed: (reason) => auth.inc({ result: 'failure', reason }),
+    keyAuth: (result, reason) => keyAuth.inc({ result, reason }),
     backendFailed: (kind) => backend.inc({ kind }),
     bytes: (direction, n) => bytes.inc({ direction }, n),
   };
