@@ -24,6 +24,8 @@
 //   POST /api/graphql                          currentUser { id } / workspace(id:) { user { id } }
 //   GET  /api/v4/user                          Bearer or PRIVATE-TOKEN
 //   GET/POST /api/v4/applications, DELETE /api/v4/applications/:id   (admin only)
+//   /api/v4/projects/:id, .../cluster_agents[/:id[/tokens[/:id]]], .../repository/files/:path, and GraphQL
+//   group(fullPath) / namespace{Create,Delete}RemoteDevelopmentClusterAgentMapping: gitlab-stand-in-agents.ts
 //
 // Built directly on node:http + jose rather than oidc-provider: GitLab's behaviour (Doorkeeper error
 // bodies, refresh-token rotation, PATs usable as Bearer tokens, the Applications API sharing the client
@@ -34,6 +36,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
 import { pickPort } from './ports';
+import { createAgentApi, type AgentApi } from './gitlab-stand-in-agents';
 
 export interface GitLabUser {
   /** Numeric GitLab user id. */
@@ -70,7 +73,7 @@ export interface IssuedTokens {
 
 export type EndpointName =
   | 'discovery' | 'jwks' | 'authorize' | 'sign_in' | 'token' | 'userinfo' | 'revoke'
-  | 'graphql' | 'user' | 'applications' | 'other';
+  | 'graphql' | 'user' | 'applications' | 'projects' | 'other';
 
 export interface GitLabStandInOptions {
   /** Fixed port (for `npm run demo`); default 0 = any free port. Always binds 127.0.0.1. */
@@ -117,6 +120,8 @@ export interface GitLabStandIn {
   /** Calls per endpoint since start or resetCounts(), counted even when failed or delayed. */
   count(endpoint: EndpointName): number;
   resetCounts(): void;
+  /** Groups, projects, agents, agent tokens, repository files and workspaces agent mappings. */
+  readonly agents: AgentApi;
   /** Every GraphQL call: the bearer token presented (undefined if none) and the workspace id asked for. */
   readonly graphqlLog: { token: string | undefined; workspaceId: string | undefined }[];
   /** Stops listening and drops every open connection (GitLab unreachable); state is kept. */
@@ -175,6 +180,8 @@ const invalidClient = {
   error_description:
     'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.',
 };
+
+const NO_MUTATION_SCOPE = "The resource that you are attempting to access does not exist or you don't have permission to perform this action";
 
 const secret = (prefix: string) => `${prefix}${randomBytes(20).toString('hex')}`;
 
@@ -659,6 +666,11 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     }
     const user = a.ok ? a.record.user : undefined;
     const data: Record<string, unknown> = {};
+    if (/^\s*mutation\b/.test(query) && a.ok && !hasScope(a.record, ['api'])) {
+      json(res, 200, { errors: [{ message: NO_MUTATION_SCOPE }], data: null });
+      return;
+    }
+    const agentErrors = agentApi.graphql(query, variables, user, data);
     if (/\bcurrentUser\b/.test(query)) data.currentUser = user ? { id: user.gid, username: user.username } : null;
     if (wsMatch) {
       const owner = workspaceOwners.get(wsMatch[1] ?? '');
@@ -666,7 +678,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       const visible = owner && user && (owner.id === user.id || user.admin);
       data.workspace = visible ? { id: wsArg, user: { id: owner.gid, username: owner.username } } : null;
     }
-    json(res, 200, { data });
+    json(res, 200, agentErrors.length ? { data, errors: agentErrors } : { data });
   }
 
   function restUser(u: GitLabUser, withAdmin: boolean): Record<string, unknown> {
@@ -751,6 +763,14 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     json(res, 405, { error: '405 Method Not Allowed' });
   }
 
+  const agentApi = createAgentApi({
+    authenticate(req) {
+      const a = authenticate(req, true);
+      return a.ok ? { ok: true, user: a.record.user, scopes: a.record.scopes } : { ok: false, send: (res) => restUnauthorized(res, a) };
+    },
+    json,
+  });
+
   // ---- dispatch ----------------------------------------------------------------------------------
 
   function endpointOf(path: string): EndpointName {
@@ -764,6 +784,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (path === '/api/graphql') return 'graphql';
     if (path === '/api/v4/user') return 'user';
     if (path === '/api/v4/applications' || path.startsWith('/api/v4/applications/')) return 'applications';
+    if (path.startsWith('/api/v4/projects/')) return 'projects';
     return 'other';
   }
 
@@ -773,7 +794,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     const endpoint = endpointOf(path);
     counts.set(endpoint, (counts.get(endpoint) ?? 0) + 1);
     let body: Record<string, unknown> = {};
-    if (req.method === 'POST' || req.method === 'PUT') {
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE') {
       try {
         body = await readBody(req);
       } catch {
@@ -808,6 +829,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (endpoint === 'graphql' && m === 'POST') return graphql(req, res, body);
     if (endpoint === 'user' && m === 'GET') return apiUser(req, res);
     if (endpoint === 'applications') return applications(req, res, path, body);
+    if (endpoint === 'projects' && agentApi.handleRest(req, res, path, requestUrl.searchParams, body)) return;
     json(res, 404, { message: '404 Not Found' });
   }
 
@@ -855,6 +877,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       return port;
     },
     graphqlLog,
+    agents: agentApi,
     addUser(u) {
       const id = nextUserId++;
       const user: GitLabUser = {
