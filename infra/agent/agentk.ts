@@ -73,7 +73,8 @@ export class Agentk extends pulumi.ComponentResource {
         atomic: true,
         timeout: 300,
       },
-      { parent: this },
+      // The component's dependsOn (the config file) is not inherited by children: the release waits itself.
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     this.registerOutputs({ namespace: this.namespace.metadata.name, release: this.release.name });
   }
