@@ -88,6 +88,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
       const mapping = group && args.apiToken
         ? pulumi.output(args.apiToken).apply((token) => describeMapping({ gitlabUrl: args.gitlabUrl, token, tokenConfigKey: args.tokenConfigKey }, group, c.name))
         : pulumi.output(`not checked: set agent.group (or agent.project) and ${args.tokenConfigKey} to check it`);
+      mapping.apply((m) => (m.startsWith('NOT MAPPED') ? pulumi.log.warn(m, this) : undefined));
       this.summary = mapping.apply((m): AgentSummary => ({
         mode: 'existing' as const,
         name: c.name,
