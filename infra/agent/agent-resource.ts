@@ -4,7 +4,7 @@
 // project). Deleting the agent revokes its tokens in GitLab.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts and docs/testing.md.
 import * as pulumi from '@pulumi/pulumi';
-import { gitlabError, gitlabRest, normalizeUrl, projectPath, providerRuntime, type GitLabTarget } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabError, gitlabRest, type GitLabTarget, projectPath, tokenChanged, withToken } from './gitlab-rest';
 
 export interface AgentProps extends GitLabTarget {
   /** Full path of the project (or its numeric id). */
@@ -24,25 +24,20 @@ export interface AgentOuts extends AgentProps {
 const AGENT_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const gitlabAgentProvider: pulumi.dynamic.ResourceProvider = {
-  async configure(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
-    providerRuntime.config = req.config;
-  },
+  configure: configureFromStack,
 
   async check(_olds: AgentProps, news: AgentProps): Promise<pulumi.dynamic.CheckResult> {
     const failures: pulumi.dynamic.CheckFailure[] = [];
-    const gitlabUrl = normalizeUrl(news.gitlabUrl);
-    if (!gitlabUrl) failures.push({ property: 'gitlabUrl', reason: 'must be an http(s) URL' });
-    if (typeof news.token !== 'string' || !news.token) failures.push({ property: 'token', reason: 'a GitLab token with the api scope is required' });
+    const gitlabUrl = checkTarget(news, failures);
     if (typeof news.project !== 'string' || !news.project) failures.push({ property: 'project', reason: 'the project full path is required' });
     if (typeof news.name !== 'string' || !AGENT_NAME.test(news.name)) failures.push({ property: 'name', reason: 'must be a DNS label (lower-case letters, digits, "-", max 63)' });
-    return { inputs: { ...news, gitlabUrl: gitlabUrl ?? news.gitlabUrl }, failures };
+    return { inputs: { ...news, gitlabUrl }, failures };
   },
 
   async diff(_id: string, olds: AgentOuts, news: AgentProps): Promise<pulumi.dynamic.DiffResult> {
     const replaces = (['gitlabUrl', 'project', 'name'] as const).filter((k) => String(olds[k]) !== String(news[k]));
-    const tokenChanged = olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey;
-    return {
-      changes: replaces.length > 0 || tokenChanged,
+        return {
+      changes: replaces.length > 0 || tokenChanged(olds, news),
       replaces,
       // Same name in the same project: the old one must go first (GitLab: "has already been taken").
       deleteBeforeReplace: olds.name === news.name && olds.project === news.project,
@@ -92,7 +87,7 @@ export const gitlabAgentProvider: pulumi.dynamic.ResourceProvider = {
 
   async update(_id: string, olds: AgentOuts, news: AgentProps): Promise<pulumi.dynamic.UpdateResult> {
     // Only the token can change in place (everything else replaces); GitLab is not called.
-    return { outs: { ...olds, token: news.token, tokenConfigKey: news.tokenConfigKey } };
+    return { outs: withToken(olds, news) };
   },
 
   async delete(id: string, props: AgentOuts): Promise<void> {

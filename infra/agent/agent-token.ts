@@ -5,7 +5,7 @@
 // agent exactly so that a rotation never leaves agentk without a valid one.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts.
 import * as pulumi from '@pulumi/pulumi';
-import { gitlabError, gitlabMessage, gitlabRest, normalizeUrl, projectPath, providerRuntime, type GitLabTarget } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabError, gitlabMessage, gitlabRest, type GitLabTarget, projectPath, tokenChanged, withToken } from './gitlab-rest';
 
 export interface AgentTokenProps extends GitLabTarget {
   projectId: string;
@@ -25,25 +25,20 @@ export interface AgentTokenOuts extends AgentTokenProps {
 const REPLACE_KEYS = ['gitlabUrl', 'projectId', 'agentId', 'name', 'description', 'generation'] as const;
 
 export const gitlabAgentTokenProvider: pulumi.dynamic.ResourceProvider = {
-  async configure(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
-    providerRuntime.config = req.config;
-  },
+  configure: configureFromStack,
 
   async check(_olds: AgentTokenProps, news: AgentTokenProps): Promise<pulumi.dynamic.CheckResult> {
     const failures: pulumi.dynamic.CheckFailure[] = [];
-    const gitlabUrl = normalizeUrl(news.gitlabUrl);
-    if (!gitlabUrl) failures.push({ property: 'gitlabUrl', reason: 'must be an http(s) URL' });
-    if (typeof news.token !== 'string' || !news.token) failures.push({ property: 'token', reason: 'a GitLab token with the api scope is required' });
+    const gitlabUrl = checkTarget(news, failures);
     if (typeof news.name !== 'string' || !news.name || news.name.length > 255) failures.push({ property: 'name', reason: 'must be 1 to 255 characters' });
     if (!Number.isInteger(news.generation) || news.generation < 1) failures.push({ property: 'generation', reason: 'must be a positive integer' });
-    return { inputs: { ...news, gitlabUrl: gitlabUrl ?? news.gitlabUrl, description: news.description ?? '' }, failures };
+    return { inputs: { ...news, gitlabUrl, description: news.description ?? '' }, failures };
   },
 
   async diff(_id: string, olds: AgentTokenOuts, news: AgentTokenProps): Promise<pulumi.dynamic.DiffResult> {
     const replaces = REPLACE_KEYS.filter((k) => String(olds[k]) !== String(news[k]));
-    const tokenChanged = olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey;
-    return {
-      changes: replaces.length > 0 || tokenChanged,
+        return {
+      changes: replaces.length > 0 || tokenChanged(olds, news),
       replaces,
       // New token first, then revoke the old one (the two-token limit allows exactly this).
       deleteBeforeReplace: false,
@@ -77,7 +72,7 @@ export const gitlabAgentTokenProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, olds: AgentTokenOuts, news: AgentTokenProps): Promise<pulumi.dynamic.UpdateResult> {
-    return { outs: { ...olds, token: news.token, tokenConfigKey: news.tokenConfigKey } };
+    return { outs: withToken(olds, news) };
   },
 
   async delete(id: string, props: AgentTokenOuts): Promise<void> {

@@ -29,6 +29,29 @@ export interface GitLabResponse {
   body: any;
 }
 
+/** configure() of every agent provider: keeps the stack's config for currentToken(). */
+export async function configureFromStack(req: { config: { get(key: string): string | undefined } }): Promise<void> {
+  providerRuntime.config = req.config;
+}
+
+/** check() part shared by the agent providers: reports a bad URL or missing token; returns the URL normalized. */
+export function checkTarget(news: Partial<GitLabTarget>, failures: { property: string; reason: string }[]): string | undefined {
+  const gitlabUrl = normalizeUrl(news.gitlabUrl);
+  if (!gitlabUrl) failures.push({ property: 'gitlabUrl', reason: 'must be an http(s) URL' });
+  if (typeof news.token !== 'string' || !news.token) failures.push({ property: 'token', reason: 'a GitLab token with the api scope is required' });
+  return gitlabUrl ?? news.gitlabUrl;
+}
+
+/** The token (or the config key it is read from) changed: an in-place update that calls nothing. */
+export function tokenChanged(olds: GitLabTarget, news: GitLabTarget): boolean {
+  return olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey;
+}
+
+/** update() of a resource whose only in-place change is its token. */
+export function withToken<T extends GitLabTarget>(olds: T, news: GitLabTarget): T {
+  return { ...olds, token: news.token, tokenConfigKey: news.tokenConfigKey };
+}
+
 /** The token to send: the stack's current one when the host configured us, else the stored one. */
 export function currentToken(t: GitLabTarget): string {
   const configured = t.tokenConfigKey ? providerRuntime.config?.get(t.tokenConfigKey) : undefined;

@@ -12,9 +12,8 @@ import { agentConfigPath, kasAddress, renderAgentConfig } from './render';
 import { GitLabAgentRegistration } from './agent-resource';
 import { GitLabAgentToken } from './agent-token';
 import { GitLabRepositoryFile } from './repository-file';
-import { GitLabWorkspacesAgentMapping } from './workspaces-mapping';
+import { GitLabWorkspacesAgentMapping, mappedAgents } from './workspaces-mapping';
 import { Agentk, AGENT_RELEASE } from './agentk';
-import { gitlabGraphql } from './gitlab-rest';
 
 export { agentConfigSchema, agentStackShape, refineAgent, AGENT_SECRET_KEYS, defaultAgentName, type AgentConfig } from './config';
 export { renderAgentConfig, kasAddress, agentConfigPath, WORKSPACES_PROXY_POD_LABELS } from './render';
@@ -189,13 +188,11 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 /** existing mode: is an agent of this name directly mapped in the group? Never fails the deployment. */
 async function describeMapping(target: { gitlabUrl: string; token: string; tokenConfigKey: string }, group: string, agentName: string): Promise<string> {
   try {
-    const query = 'query($fullPath: ID!) { group(fullPath: $fullPath) { id workspacesClusterAgents(filter: DIRECTLY_MAPPED) { nodes { id name } } } }';
-    const { data, errors } = await gitlabGraphql(target, query, { fullPath: group }, `read the workspaces agents of ${group}`);
-    if (!data?.group) return `not checked: group ${group} is not visible to the token${errors.length ? ` (${errors.join('; ')})` : ''}`;
-    const names = ((data.group.workspacesClusterAgents?.nodes ?? []) as { name: string }[]).map((n) => n.name);
-    return names.includes(agentName)
+    const found = await mappedAgents({ ...target, groupPath: group });
+    if (!found) return `not checked: group ${group} is not visible to the token`;
+    return found.names.includes(agentName)
       ? `mapped: ${agentName} is allowed for workspaces in ${group}`
-      : `NOT MAPPED: ${agentName} is not allowed for workspaces in ${group} (allowed: ${names.join(', ') || 'none'}); a group Owner allows it in the group's Settings > Workspaces`;
+      : `NOT MAPPED: ${agentName} is not allowed for workspaces in ${group} (allowed: ${found.names.join(', ') || 'none'}); a group Owner allows it in the group's Settings > Workspaces`;
   } catch (err) {
     return `not checked: ${(err as Error).message}`;
   }

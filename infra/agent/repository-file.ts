@@ -5,7 +5,7 @@
 // hand edit or a deletion shows up in `pulumi refresh` and the next `up` restores the file.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts.
 import * as pulumi from '@pulumi/pulumi';
-import { gitlabError, gitlabRest, normalizeUrl, projectPath, providerRuntime, type GitLabTarget, type GitLabResponse } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabError, type GitLabResponse, gitlabRest, type GitLabTarget, projectPath, tokenChanged } from './gitlab-rest';
 
 export interface RepositoryFileProps extends GitLabTarget {
   projectId: string;
@@ -21,26 +21,22 @@ export type RepositoryFileOuts = RepositoryFileProps;
 const ROLE = "the Maintainer role in the agent's project (the default branch is protected)";
 
 export const gitlabRepositoryFileProvider: pulumi.dynamic.ResourceProvider = {
-  async configure(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
-    providerRuntime.config = req.config;
-  },
+  configure: configureFromStack,
 
   async check(_olds: RepositoryFileProps, news: RepositoryFileProps): Promise<pulumi.dynamic.CheckResult> {
     const failures: pulumi.dynamic.CheckFailure[] = [];
-    const gitlabUrl = normalizeUrl(news.gitlabUrl);
-    if (!gitlabUrl) failures.push({ property: 'gitlabUrl', reason: 'must be an http(s) URL' });
-    if (typeof news.token !== 'string' || !news.token) failures.push({ property: 'token', reason: 'a GitLab token with the api scope is required' });
+    const gitlabUrl = checkTarget(news, failures);
     for (const k of ['projectId', 'branch', 'path', 'commitMessage'] as const) {
       if (typeof news[k] !== 'string' || !news[k]) failures.push({ property: k, reason: 'required' });
     }
     if (typeof news.content !== 'string') failures.push({ property: 'content', reason: 'must be text' });
-    return { inputs: { ...news, gitlabUrl: gitlabUrl ?? news.gitlabUrl }, failures };
+    return { inputs: { ...news, gitlabUrl }, failures };
   },
 
   async diff(_id: string, olds: RepositoryFileOuts, news: RepositoryFileProps): Promise<pulumi.dynamic.DiffResult> {
     const replaces = (['gitlabUrl', 'projectId', 'branch', 'path'] as const).filter((k) => olds[k] !== news[k]);
     const changed = replaces.length > 0 || olds.content !== news.content || olds.commitMessage !== news.commitMessage ||
-      olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey;
+      tokenChanged(olds, news);
     return {
       changes: changed,
       replaces,

@@ -5,7 +5,7 @@
 // filter: DIRECTLY_MAPPED) } lists the mapped agents.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts.
 import * as pulumi from '@pulumi/pulumi';
-import { gitlabGraphql, normalizeUrl, providerRuntime, type GitLabTarget } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabGraphql, type GitLabTarget, tokenChanged, withToken } from './gitlab-rest';
 
 export interface WorkspacesMappingProps extends GitLabTarget {
   groupPath: string;
@@ -20,24 +20,20 @@ export interface WorkspacesMappingOuts extends WorkspacesMappingProps {
 const OWNER = 'the Owner role in the group (and to see the agent\'s project)';
 
 export const gitlabWorkspacesMappingProvider: pulumi.dynamic.ResourceProvider = {
-  async configure(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
-    providerRuntime.config = req.config;
-  },
+  configure: configureFromStack,
 
   async check(_olds: WorkspacesMappingProps, news: WorkspacesMappingProps): Promise<pulumi.dynamic.CheckResult> {
     const failures: pulumi.dynamic.CheckFailure[] = [];
-    const gitlabUrl = normalizeUrl(news.gitlabUrl);
-    if (!gitlabUrl) failures.push({ property: 'gitlabUrl', reason: 'must be an http(s) URL' });
-    if (typeof news.token !== 'string' || !news.token) failures.push({ property: 'token', reason: 'a GitLab token with the api scope is required' });
+    const gitlabUrl = checkTarget(news, failures);
     if (typeof news.groupPath !== 'string' || !news.groupPath) failures.push({ property: 'groupPath', reason: 'required' });
     if (!/^gid:\/\/gitlab\/Clusters::Agent\/\d+$/.test(String(news.agentGid))) failures.push({ property: 'agentGid', reason: 'must be gid://gitlab/Clusters::Agent/<id>' });
-    return { inputs: { ...news, gitlabUrl: gitlabUrl ?? news.gitlabUrl }, failures };
+    return { inputs: { ...news, gitlabUrl }, failures };
   },
 
   async diff(_id: string, olds: WorkspacesMappingOuts, news: WorkspacesMappingProps): Promise<pulumi.dynamic.DiffResult> {
     const replaces = (['gitlabUrl', 'groupPath', 'agentGid'] as const).filter((k) => olds[k] !== news[k]);
     return {
-      changes: replaces.length > 0 || olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey,
+      changes: replaces.length > 0 || tokenChanged(olds, news),
       replaces,
       // Same group and agent: create-then-delete would delete the mapping just "created".
       deleteBeforeReplace: olds.groupPath === news.groupPath && olds.agentGid === news.agentGid,
@@ -60,7 +56,7 @@ export const gitlabWorkspacesMappingProvider: pulumi.dynamic.ResourceProvider = 
   },
 
   async update(_id: string, olds: WorkspacesMappingOuts, news: WorkspacesMappingProps): Promise<pulumi.dynamic.UpdateResult> {
-    return { outs: { ...olds, token: news.token, tokenConfigKey: news.tokenConfigKey } };
+    return { outs: withToken(olds, news) };
   },
 
   async delete(_id: string, props: WorkspacesMappingOuts): Promise<void> {
@@ -71,14 +67,14 @@ export const gitlabWorkspacesMappingProvider: pulumi.dynamic.ResourceProvider = 
   },
 };
 
-/** The group's id and its directly mapped agents, or undefined when the token cannot see the group. */
-async function mappedAgents(p: WorkspacesMappingProps): Promise<{ gid: string; agents: string[] } | undefined> {
+/** The group's id and its directly mapped agents (ids, names), or undefined when the token cannot see the group. */
+export async function mappedAgents(p: GitLabTarget & { groupPath: string }): Promise<{ gid: string; agents: string[]; names: string[] } | undefined> {
   const query = 'query($fullPath: ID!) { group(fullPath: $fullPath) { id workspacesClusterAgents(filter: DIRECTLY_MAPPED) { nodes { id name } } } }';
   const { data, errors } = await gitlabGraphql(p, query, { fullPath: p.groupPath }, `read the workspaces agents of group ${p.groupPath}`);
   if (errors.length > 0 && !data?.group) throw new Error(`Could not read the workspaces agents of group ${p.groupPath}: ${errors.join('; ')}`);
   if (!data?.group) return undefined;
-  const nodes = (data.group.workspacesClusterAgents?.nodes ?? []) as { id: string }[];
-  return { gid: String(data.group.id), agents: nodes.map((n) => String(n.id)) };
+  const nodes = (data.group.workspacesClusterAgents?.nodes ?? []) as { id: string; name: string }[];
+  return { gid: String(data.group.id), agents: nodes.map((n) => String(n.id)), names: nodes.map((n) => String(n.name)) };
 }
 
 async function mutate(p: WorkspacesMappingProps, op: 'Create' | 'Delete', groupGid: string, alreadyDone: RegExp): Promise<void> {
