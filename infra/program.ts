@@ -1,5 +1,6 @@
-// The whole stack: platform (controller, certificates, DNS) and the proxy (OAuth app, keys, config,
-// image, workload, routing). Config is validated first; nothing is declared when it is invalid.
+// The whole stack: platform (controller, certificates, DNS), the proxy (OAuth app, keys, config,
+// image, workload, routing) and the GitLab agent (infra/agent). Config is validated first; nothing is
+// declared when it is invalid.
 import * as path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { loadStackConfig, type StackConfig } from './config';
