@@ -10,6 +10,7 @@ import { platformConfigSchema, refinePlatform, PLATFORM_SECRET_KEYS } from './pl
 import { imagePullSchema, refineImagePull } from './components/image-pull';
 import { caBundleSchema } from './components/gitlab-ca';
 import { refineBuild } from './components/image';
+import { agentStackShape, refineAgent, defaultAgentName, AGENT_SECRET_KEYS } from './agent/config';
 
 export const PROJECT = 'gitlab-workspaces';
 
@@ -23,7 +24,8 @@ const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must
 
 /** Secret keys of the proxy part: they must be set with `pulumi config set --secret`. */
 export const PROXY_SECRET_KEYS = ['gitlabAdminToken', 'oauthClientSecret', 'registryPassword', 'imagePullPassword', 'sshServiceToken'] as const;
-export const SECRET_KEYS: readonly string[] = [...PROXY_SECRET_KEYS, ...PLATFORM_SECRET_KEYS];
+export const SECRET_KEYS: readonly string[] = [...PROXY_SECRET_KEYS, ...PLATFORM_SECRET_KEYS, ...AGENT_SECRET_KEYS];
+type SecretKey = (typeof PROXY_SECRET_KEYS)[number] | (typeof PLATFORM_SECRET_KEYS)[number] | (typeof AGENT_SECRET_KEYS)[number];
 
 const oauthSchema = z
   .object({
@@ -146,6 +148,8 @@ export const stackConfigSchema = z
     // secrets; taken from its schema's shape so a key added there is known here at once. Its
     // cross-section rules are applied below with refinePlatform. ---
     ...platformConfigSchema.shape,
+    // --- agent part (infra/agent/config.ts): agent.* and the secret gitlabApiToken ---
+    ...agentStackShape,
   })
   .superRefine((c, ctx) => {
     const need = (key: string, why: string) => ctx.addIssue({ code: 'custom', path: [key], message: `required when ${why}` });
@@ -167,13 +171,14 @@ export const stackConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['autoscaling', 'maxReplicas'], message: 'must be at least replicas' });
     }
     refinePlatform(c, ctx);
+    refineAgent(c, ctx);
   });
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
 export type ParsedStackConfig = z.output<typeof stackConfigSchema>;
 
 /** The validated config plus what is derived from it; secrets are Pulumi secrets from here on. */
-export interface StackConfig extends Omit<ParsedStackConfig, (typeof PROXY_SECRET_KEYS)[number] | (typeof PLATFORM_SECRET_KEYS)[number]> {
+export interface StackConfig extends Omit<ParsedStackConfig, SecretKey> {
   stack: string;
   wildcardDomain: string;
   /** DNS name of the SSH endpoint. */
@@ -181,7 +186,9 @@ export interface StackConfig extends Omit<ParsedStackConfig, (typeof PROXY_SECRE
   /** The wildcard domain without `*.`: the agent's `remote_development.dns_zone`. */
   dnsZone: string;
   oauthAppName: string;
-  secrets: Partial<Record<(typeof PROXY_SECRET_KEYS)[number] | (typeof PLATFORM_SECRET_KEYS)[number], pulumi.Output<string>>>;
+  /** agent.name, or `workspaces-<stack>`. */
+  agentName: string;
+  secrets: Partial<Record<SecretKey, pulumi.Output<string>>>;
 }
 
 export class StackConfigError extends Error {
@@ -283,12 +290,13 @@ export function parseStackConfig(
   }
   const wildcardDomain = c.wildcardDomain ?? `*.${c.proxyDomain}`;
   return {
-    ...(plain as Omit<StackConfig, 'stack' | 'wildcardDomain' | 'sshHost' | 'dnsZone' | 'oauthAppName' | 'secrets'>),
+    ...(plain as Omit<StackConfig, 'stack' | 'wildcardDomain' | 'sshHost' | 'dnsZone' | 'oauthAppName' | 'agentName' | 'secrets'>),
     stack: opts.stack,
     wildcardDomain,
     sshHost: c.ssh.host ?? `ssh.${c.proxyDomain}`,
     dnsZone: wildcardDomain.slice(2),
     oauthAppName: c.oauth.appName ?? `GitLab Workspaces Proxy (${opts.stack})`,
+    agentName: c.agent.name ?? defaultAgentName(opts.stack),
     secrets,
   };
 }

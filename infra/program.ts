@@ -1,5 +1,6 @@
-// The whole stack: platform (controller, certificates, DNS) and the proxy (OAuth app, keys, config,
-// image, workload, routing). Config is validated first; nothing is declared when it is invalid.
+// The whole stack: platform (controller, certificates, DNS), the proxy (OAuth app, keys, config,
+// image, workload, routing) and the GitLab agent (infra/agent). Config is validated first; nothing is
+// declared when it is invalid.
 import * as path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { loadStackConfig, type StackConfig } from './config';
@@ -13,6 +14,7 @@ import { ProxyNamespace } from './components/namespace';
 import { ProxyWorkload } from './components/workload';
 import { ProxyRouting } from './components/routing';
 import { Certificates, DnsRecords, IngressController, addressText, loadBalancerAddressOf, verificationChecks } from './platform';
+import { WorkspacesAgent, type AgentSummary } from './agent';
 
 /** Repository root: the image build context. */
 const REPO_ROOT = path.resolve(__dirname, '..');
@@ -32,23 +34,12 @@ export interface StackOutputs {
   sshLoadBalancerAddress: pulumi.Output<string> | null;
   sshHostKeyFingerprint: pulumi.Output<string> | null;
   sshKnownHosts: pulumi.Output<string> | null;
-  agentConfig: pulumi.Output<string>;
+  agentConfig: pulumi.Output<string> | null;
+  agent: pulumi.Output<AgentSummary> | null;
   caCertificate: pulumi.Output<string> | null;
   dnsRecords: pulumi.Output<unknown>;
   dnsInstructions: pulumi.Output<string>;
   verification: pulumi.Output<Record<string, string>>;
-}
-
-/** The `remote_development` block of the GitLab agent config (agent's config.yaml). */
-export function agentConfigSnippet(dnsZone: string, namespace: string): string {
-  return [
-    'remote_development:',
-    '  enabled: true',
-    `  dns_zone: "${dnsZone}"`,
-    '  gitlab_workspaces_proxy:',
-    `    namespace: "${namespace}"`,
-    '',
-  ].join('\n');
 }
 
 function controllerNamespaceOf(cfg: StackConfig): string {
@@ -181,6 +172,23 @@ export async function main(): Promise<StackOutputs> {
     cloudflareApiToken: cfg.secrets.cloudflareApiToken,
   });
 
+  // --- GitLab agent (infra/agent): rendered from the proxy's own zone and namespace ---
+  const agentTokenKey = cfg.secrets.gitlabApiToken ? 'gitlabApiToken' : 'gitlabAdminToken';
+  const agent = new WorkspacesAgent('agent', {
+    config: { ...cfg.agent, name: cfg.agentName },
+    stack: cfg.stack,
+    gitlabUrl,
+    dnsZone: cfg.dnsZone,
+    proxyNamespace: ns.name,
+    labels,
+    apiToken: cfg.secrets[agentTokenKey],
+    tokenConfigKey: `${pulumi.getProject()}:${agentTokenKey}`,
+    // TODO(wiring, issue 9): pass the stack's CA bundle here (kasCaCert) once its config key is on
+    // main, so agentk trusts a self-managed GitLab's internal CA.
+    kasCaCert: undefined,
+    protect: cfg.protect,
+  });
+
   const sshPort = cfg.ssh.servicePort;
   // How users log in: their GitLab SSH key when the proxy has a service token to look keys up with.
   const keysOn = cfg.ssh.publicKeyAuth && cfg.secrets.sshServiceToken !== undefined;
@@ -206,7 +214,8 @@ export async function main(): Promise<StackOutputs> {
     sshHostKeyFingerprint: hostKey ? hostKey.fingerprintSha256 : null,
     // A line for ~/.ssh/known_hosts, so users can pin the key before the first connection.
     sshKnownHosts: hostKey ? hostKey.publicKeyOpenssh.apply((k) => `${sshHostPart} ${k.trim()}`) : null,
-    agentConfig: ns.name.apply((n) => agentConfigSnippet(cfg.dnsZone, n)),
+    agentConfig: agent.configText ?? null,
+    agent: agent.summary ?? null,
     caCertificate: certificates.caCertificate ?? null,
     dnsRecords: dns.records,
     dnsInstructions: dns.instructions,

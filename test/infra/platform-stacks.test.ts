@@ -211,6 +211,8 @@ describe('shipped stacks differ where they should', () => {
         `${RELEASE}/tls-cert-manager`,
         `${SERVICE}/controller-lb`,
         'tls:index/privateKey:PrivateKey/ssh-host-key',
+        // GitLab deletes an agent's workspaces with it (agent part, README "Tear down").
+        'pulumi-nodejs:dynamic/gitlab:ClusterAgent/agent',
       ].sort(),
     );
     assert.ok(r.resources.every((x) => !x.options.retainOnDelete), 'nothing outlives the stack silently');

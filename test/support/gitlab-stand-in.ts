@@ -26,6 +26,8 @@
 //   GET/POST /api/v4/applications, DELETE /api/v4/applications/:id   (admin only)
 //   GET  /api/v4/users/:id/keys                a user's SSH keys, expired ones included (paginated)
 //   GET/POST /api/v4/projects/:id/access_tokens, GET/DELETE .../:token_id, POST .../:token_id/rotate
+//   /api/v4/projects/:id, .../cluster_agents[/:id[/tokens[/:id]]], .../repository/files/:path, and GraphQL
+//   group(fullPath) / namespace{Create,Delete}RemoteDevelopmentClusterAgentMapping: gitlab-stand-in-agents.ts
 //
 // Built directly on node:http + jose rather than oidc-provider: GitLab's behaviour (Doorkeeper error
 // bodies, refresh-token rotation, PATs usable as Bearer tokens, the Applications API sharing the client
@@ -37,6 +39,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
 import { pickPort } from './ports';
+import { createAgentApi, type AgentApi } from './gitlab-stand-in-agents';
 
 export interface GitLabUser {
   /** Numeric GitLab user id. */
@@ -105,7 +108,7 @@ export interface IssuedTokens {
 
 export type EndpointName =
   | 'discovery' | 'jwks' | 'authorize' | 'sign_in' | 'token' | 'userinfo' | 'revoke'
-  | 'graphql' | 'user' | 'applications' | 'user_keys' | 'project_access_tokens' | 'other';
+  | 'graphql' | 'user' | 'applications' | 'user_keys' | 'project_access_tokens' | 'projects' | 'other';
 
 export interface GitLabStandInOptions {
   /** Fixed port (for `npm run demo`); default 0 = any free port. Always binds 127.0.0.1. */
@@ -169,6 +172,8 @@ export interface GitLabStandIn {
   /** Calls per endpoint since start or resetCounts(), counted even when failed or delayed. */
   count(endpoint: EndpointName): number;
   resetCounts(): void;
+  /** Groups, projects, agents, agent tokens, repository files and workspaces agent mappings. */
+  readonly agents: AgentApi;
   /** Every GraphQL call: the bearer token presented (undefined if none) and the workspace id asked for. */
   readonly graphqlLog: { token: string | undefined; workspaceId: string | undefined }[];
   /** Stops listening and drops every open connection (GitLab unreachable); state is kept. */
@@ -246,6 +251,8 @@ const invalidClient = {
   error_description:
     'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.',
 };
+
+const NO_MUTATION_SCOPE = "The resource that you are attempting to access does not exist or you don't have permission to perform this action";
 
 const secret = (prefix: string) => `${prefix}${randomBytes(20).toString('hex')}`;
 
@@ -748,6 +755,11 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     }
     const user = a.ok ? a.record.user : undefined;
     const data: Record<string, unknown> = {};
+    if (/^\s*mutation\b/.test(query) && a.ok && !hasScope(a.record, ['api'])) {
+      json(res, 200, { errors: [{ message: NO_MUTATION_SCOPE }], data: null });
+      return;
+    }
+    const agentErrors = agentApi.graphql(query, variables, user, data);
     if (/\bcurrentUser\b/.test(query)) data.currentUser = user ? { id: user.gid, username: user.username } : null;
     if (wsMatch) {
       const owner = workspaceOwners.get(wsMatch[1] ?? '');
@@ -758,7 +770,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
         (agentProject !== undefined && memberLevel(agentProject, user) >= AccessLevel.maintainer));
       data.workspace = visible ? { id: wsArg, user: { id: owner.gid, username: owner.username } } : null;
     }
-    json(res, 200, { data });
+    json(res, 200, agentErrors.length ? { data, errors: agentErrors } : { data });
   }
 
   function restUser(u: GitLabUser, withAdmin: boolean): Record<string, unknown> {
@@ -1042,6 +1054,13 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     }
     json(res, 405, { error: '405 Method Not Allowed' });
   }
+  const agentApi = createAgentApi({
+    authenticate(req) {
+      const a = authenticate(req, true);
+      return a.ok ? { ok: true, user: a.record.user, scopes: a.record.scopes } : { ok: false, send: (res) => restUnauthorized(res, a) };
+    },
+    json,
+  });
 
   // ---- dispatch ----------------------------------------------------------------------------------
 
@@ -1058,6 +1077,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (path === '/api/v4/applications' || path.startsWith('/api/v4/applications/')) return 'applications';
     if (/^\/api\/v4\/users\/[^/]+\/keys$/.test(path)) return 'user_keys';
     if (/^\/api\/v4\/projects\/[^/]+\/access_tokens(\/|$)/.test(path)) return 'project_access_tokens';
+    if (path.startsWith('/api/v4/projects/')) return 'projects';
     return 'other';
   }
 
@@ -1067,7 +1087,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     const endpoint = endpointOf(path);
     counts.set(endpoint, (counts.get(endpoint) ?? 0) + 1);
     let body: Record<string, unknown> = {};
-    if (req.method === 'POST' || req.method === 'PUT') {
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE') {
       try {
         body = await readBody(req);
       } catch {
@@ -1104,6 +1124,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     if (endpoint === 'applications') return applications(req, res, path, body);
     if (endpoint === 'user_keys' && m === 'GET') return userKeys(req, res, requestUrl, decodeURIComponent(path.split('/')[4] ?? ''));
     if (endpoint === 'project_access_tokens') return projectAccessTokens(req, res, requestUrl, path, body);
+    if (endpoint === 'projects' && agentApi.handleRest(req, res, path, requestUrl.searchParams, body)) return;
     json(res, 404, { message: '404 Not Found' });
   }
 
@@ -1153,6 +1174,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     },
     graphqlLog,
     addUser,
+    agents: agentApi,
     setBlocked(user, blocked) {
       user.blocked = blocked;
     },

@@ -26,6 +26,7 @@ export const SECRET_FIXTURES: Record<string, string> = {
   'gitlab-workspaces:registryPassword': 'fixture-registry-password-0003',
   'gitlab-workspaces:imagePullPassword': 'fixture-image-pull-password-0005',
   'gitlab-workspaces:sshServiceToken': 'glpat-fixture-ssh-service-token-0006',
+  'gitlab-workspaces:gitlabApiToken': 'glpat-fixture-api-token-0007',
   'gitlab-workspaces:cloudflareApiToken': 'fixture-cloudflare-api-token-00000000004',
   'gitlab-workspaces:tlsProxyCert': fakePem('CERTIFICATE'),
   'gitlab-workspaces:tlsProxyKey': fakePem('PRIVATE KEY'),
@@ -43,6 +44,27 @@ export const oauthOverride: NonNullable<RunOptions['overrides']>[string] = () =>
   // The real resource declares clientSecret (and token) as additionalSecretOutputs.
   clientSecret: secretValue(MOCK_OAUTH.clientSecret),
 });
+
+/** Mock outputs of the agent's dynamic resources (the real providers are exercised in agent-providers tests). */
+export const AGENT_TYPES = {
+  agent: 'pulumi-nodejs:dynamic/gitlab:ClusterAgent',
+  token: 'pulumi-nodejs:dynamic/gitlab:ClusterAgentToken',
+  file: 'pulumi-nodejs:dynamic/gitlab:RepositoryFile',
+  mapping: 'pulumi-nodejs:dynamic/gitlab:WorkspacesAgentMapping',
+} as const;
+export const MOCK_AGENT = { agentId: '42', projectId: '7001', tokenId: '9', tokenValue: 'glagent-mock-agent-token-secret', groupGid: 'gid://gitlab/Group/5' };
+export const agentOverrides: NonNullable<RunOptions['overrides']> = {
+  [AGENT_TYPES.agent]: (args) => ({
+    agentId: MOCK_AGENT.agentId,
+    agentGid: `gid://gitlab/Clusters::Agent/${MOCK_AGENT.agentId}`,
+    projectId: MOCK_AGENT.projectId,
+    projectFullPath: String(args.inputs.project),
+    defaultBranch: 'main',
+  }),
+  // The real resource declares value (and token) as additionalSecretOutputs.
+  [AGENT_TYPES.token]: () => ({ tokenId: MOCK_AGENT.tokenId, value: secretValue(MOCK_AGENT.tokenValue) }),
+  [AGENT_TYPES.mapping]: () => ({ groupGid: MOCK_AGENT.groupGid }),
+};
 
 export async function runStack(
   stack: string,
@@ -62,6 +84,6 @@ export async function runStack(
     stack,
     config: { ...config, ...extraConfig },
     secretKeys: [...secretKeys.filter(opts.secretKeysFilter ?? (() => true)), ...(opts.extraSecretKeys ?? [])],
-    overrides: { [OAUTH_APP_TYPE]: oauthOverride, ...(opts.overrides ?? {}) },
+    overrides: { [OAUTH_APP_TYPE]: oauthOverride, ...agentOverrides, ...(opts.overrides ?? {}) },
   });
 }
