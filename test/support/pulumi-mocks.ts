@@ -22,7 +22,7 @@
  * would order by: dependsOn plus input dependencies), inputs (plain, secrets unwrapped), secretPaths
  * (dotted input paths that arrived as Pulumi secrets), state (the mock's outputs, plain), options
  * (protect, retainOnDelete, deleteBeforeReplace, ignoreChanges, replaceOnChanges,
- * additionalSecretOutputs, deletedWith, provider).
+ * additionalSecretOutputs, deletedWith, provider, aliasUrns with `aliasUrns: true`).
  *
  * Default mock outputs mirror the real providers, including which outputs are secret (mocks ignore
  * additionalSecretOutputs, so the harness returns those values wrapped with `secretValue(v)`, which
@@ -65,6 +65,8 @@ export interface CapturedResource {
     additionalSecretOutputs: string[];
     deletedWith: string;
     provider: string;
+    /** Alias URNs, computed by the SDK (only with RunOptions.aliasUrns; else the alias specs are the engine's to resolve). */
+    aliasUrns?: string[];
   };
 }
 
@@ -79,6 +81,11 @@ export interface RunOptions {
   calls?: (args: pulumi.runtime.MockCallArgs) => Record<string, unknown>;
   loadBalancer?: { ip: string } | { hostname: string };
   preview?: boolean;
+  /**
+   * Have the SDK resolve aliases to URNs itself (parents' aliases inherited by their children, as for
+   * an engine without alias specs) and capture them in `options.aliasUrns`.
+   */
+  aliasUrns?: boolean;
   /** Resolve with `error` set instead of rejecting when the program throws. */
   expectError?: boolean;
 }
@@ -241,6 +248,7 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getDeletedwith(): string;
   getProvider(): string;
+  getAliasurnsList(): string[];
 }
 
 interface MonitorLike {
@@ -272,6 +280,11 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
     opts.preview ?? false,
   );
   pulumi.runtime.setAllConfig(opts.config ?? {}, opts.secretKeys ?? []);
+  if (opts.aliasUrns) {
+    // The mock monitor claims alias-spec support; without it the SDK computes alias URNs (runtime/resource.js).
+    const state = (await import('@pulumi/pulumi/runtime/state.js')) as unknown as { getStore(): { supportsAliasSpecs: boolean } };
+    state.getStore().supportsAliasSpecs = false;
+  }
 
   // Wrap the mock monitor to see what MockResourceArgs omits: parent, dependencies and options.
   const monitor = pulumi.runtime.getMonitor() as unknown as MonitorLike;
@@ -303,6 +316,7 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
             deletedWith: req.getDeletedwith(),
             provider: req.getProvider(),
+            aliasUrns: req.getAliasurnsList(),
           },
         };
         rawInputs.set(r, raw);
