@@ -53,6 +53,8 @@ export interface CapturedResource {
   custom: boolean;
   parentUrn: string | undefined;
   dependencies: string[];
+  /** Input property → URNs its value came from (computed from other resources' outputs). */
+  propertyDependencies?: Record<string, string[]>;
   inputs: Record<string, unknown>;
   secretPaths: string[];
   state: Record<string, unknown>;
@@ -252,6 +254,8 @@ interface RegisterRequest {
 }
 
 interface MonitorLike {
+  newUrn(parent: string, type: string, name: string): string;
+  getDeploymentInfo(req: unknown, cb: (err: unknown, resp: { getSupportedfeaturesList(): number[] } | undefined) => void): void;
   registerResource(req: RegisterRequest, cb: (err: unknown, resp: { getUrn(): string; getId(): string } | undefined) => void): Promise<void>;
 }
 
@@ -280,14 +284,44 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
     opts.preview ?? false,
   );
   pulumi.runtime.setAllConfig(opts.config ?? {}, opts.secretKeys ?? []);
-  if (opts.aliasUrns) {
-    // The mock monitor claims alias-spec support; without it the SDK computes alias URNs (runtime/resource.js).
-    const state = (await import('@pulumi/pulumi/runtime/state.js')) as unknown as { getStore(): { supportsAliasSpecs: boolean } };
-    state.getStore().supportsAliasSpecs = false;
-  }
 
   // Wrap the mock monitor to see what MockResourceArgs omits: parent, dependencies and options.
   const monitor = pulumi.runtime.getMonitor() as unknown as MonitorLike;
+  // URNs as the engine makes them (pkg/resource/urn.go NewURN): the type is qualified by the parent's
+  // whole qualified type, and the root stack's type is left out. The stock mock monitor keeps only the
+  // immediate parent's type and keeps the stack's, so its URNs would not match real state (or aliases).
+  monitor.newUrn = (parent, type, name) => {
+    const parentType = parent ? (parent.split('::')[2] ?? '') : '';
+    const qualified = parentType && parentType !== 'pulumi:pulumi:Stack' ? `${parentType}$${type}` : type;
+    return `urn:pulumi:${stack}::${project}::${qualified}::${name}`;
+  };
+  if (opts.aliasUrns) {
+    // The mock monitor claims alias-spec support, so the SDK would leave aliases to the engine. Deny
+    // it (the SDK asks when the stack starts): the SDK then resolves alias URNs itself (runtime/resource.js).
+    type ResourceProto = { ResourceMonitorFeature: Record<string, number> };
+    const mod = (await import('@pulumi/pulumi/proto/resource_pb.js')) as unknown as ResourceProto & { default?: ResourceProto };
+    const aliasSpecs = (mod.default ?? mod).ResourceMonitorFeature.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS;
+    // `Resource.get` reads reach the SDK's alias computation without a name and crash it when their
+    // parent has aliases (runtime/resource.js readResource). A read is no owned state: give it none.
+    type AliasFn = (aliases: unknown[], name: string | undefined, ...rest: unknown[]) => unknown[];
+    const resourceModule = (await import('@pulumi/pulumi/resource.js')) as unknown as { allAliases: AliasFn; default?: { allAliases: AliasFn } };
+    const target = resourceModule.default ?? resourceModule;
+    const allAliases = target.allAliases;
+    if (!(allAliases as { patched?: boolean }).patched) {
+      const wrapped: AliasFn = (aliases, name, ...rest) => (name === undefined ? [] : allAliases(aliases, name, ...rest));
+      (wrapped as { patched?: boolean }).patched = true;
+      target.allAliases = wrapped;
+    }
+    const info = monitor.getDeploymentInfo.bind(monitor);
+    monitor.getDeploymentInfo = (req, cb) =>
+      info(req, (err, resp) => {
+        if (resp) {
+          const list = resp.getSupportedfeaturesList().filter((f) => f !== aliasSpecs);
+          resp.getSupportedfeaturesList = () => list;
+        }
+        cb(err, resp);
+      });
+  }
   const original = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) =>
     original(req, (err, resp) => {
@@ -295,7 +329,11 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
         const secretPaths: string[] = [];
         const raw = pulumi.runtime.deserializeProperties((req as unknown as { getObject(): never }).getObject());
         const deps = new Set(req.getDependenciesList());
-        req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => deps.add(u)));
+        const propertyDependencies: Record<string, string[]> = {};
+        req.getPropertydependenciesMap().forEach((v, k) => {
+          propertyDependencies[k] = v.getUrnsList();
+          v.getUrnsList().forEach((u) => deps.add(u));
+        });
         const r: CapturedResource = {
           type: req.getType(),
           name: req.getName(),
@@ -304,6 +342,7 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
           custom: req.getCustom(),
           parentUrn: req.getParent() || undefined,
           dependencies: [...deps],
+          propertyDependencies,
           inputs: unwrap(raw, '', secretPaths) as Record<string, unknown>,
           secretPaths,
           state: (unwrap(states.get(`${req.getType()}::${req.getName()}`) ?? {}, '', []) ?? {}) as Record<string, unknown>,

@@ -66,9 +66,12 @@ function identityOf(r: CapturedResource): unknown {
     return { apiVersion: r.inputs.apiVersion, kind: r.inputs.kind, namespace: m.namespace, name: m.name };
   }
   if (r.type.startsWith('tls:') || r.type.startsWith('random:')) {
-    // Secret inputs (none today) would be random per run; drop them.
-    const inputs = structuredClone(r.inputs);
-    for (const p of r.secretPaths) delete (inputs as Record<string, unknown>)[p.split('.')[0] as string];
+    // Literal inputs only: a value taken from another resource's output (a CA certificate, a CSR)
+    // stays the same when that resource is kept, which its own entry proves; the mocks' stand-in
+    // outputs would differ by name only. Secret inputs would be random per run.
+    const inputs = structuredClone(r.inputs) as Record<string, unknown>;
+    for (const [p, urns] of Object.entries(r.propertyDependencies ?? {})) if (urns.length > 0) delete inputs[p];
+    for (const p of r.secretPaths) delete inputs[p.split('.')[0] as string];
     return inputs;
   }
   return undefined;
@@ -139,11 +142,14 @@ export function treeChanges(before: TreeEntry[], after: TreeEntry[]): string[] {
       continue;
     }
     const now = found[0] as TreeEntry;
+    // An aliased provider is the same provider (the engine respects provider aliases when diffing:
+    // pulumi/pulumi#6453, #7166): compare with where the old one went.
+    const provider = old.provider === undefined ? undefined : (after.find((n) => n.urn === old.provider || (n.aliases ?? []).includes(old.provider as string))?.urn ?? old.provider);
     const other = claimed.get(now);
     if (other) problems.push(`ambiguous: ${now.urn} takes over both ${other} and ${old.urn}`);
     claimed.set(now, old.urn);
     if (now.type !== old.type) problems.push(`replace: ${old.urn} becomes a ${now.type}`);
-    if (now.provider !== old.provider) problems.push(`replace: ${old.urn} moves from provider ${old.provider} to ${now.provider}`);
+    if (now.provider !== provider) problems.push(`replace: ${old.urn} moves from provider ${old.provider} to ${now.provider}`);
     if (JSON.stringify(now.identity) !== JSON.stringify(old.identity)) {
       problems.push(`replace: ${old.urn} identity ${JSON.stringify(old.identity)} -> ${JSON.stringify(now.identity)}`);
     }
