@@ -15,6 +15,7 @@
  *   run.outputs          the program's return value, resolved to plain values
  *   run.secretOutputs    names of the program's outputs that are Pulumi secrets
  *   run.find(type, name) / run.ofType(type) / run.children(r) / run.parentOf(r)
+ *                        (find: exact name, else the one name ending in `-<name>`, as children of a component are named)
  *   run.error            set (and resources still returned) when the program threw; use runPulumiProgram
  *                        with { expectError: true } to get it instead of a rejection.
  *
@@ -412,7 +413,11 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
     error,
     ofType: (type) => resources.filter((r) => r.type === type),
     find(type, name) {
-      const hit = resources.filter((r) => r.type === type && (name === undefined || r.name === name));
+      const ofType = resources.filter((r) => r.type === type);
+      let hit = ofType.filter((r) => name === undefined || r.name === name);
+      // Inside a component children are named `<component>-<part>`: `find(type, 'controller-lb')` also
+      // finds `gitlab-workspaces-controller-lb` when no resource has the bare name.
+      if (hit.length === 0 && name !== undefined) hit = ofType.filter((r) => r.name.endsWith(`-${name}`));
       if (hit.length !== 1) {
         throw new Error(`expected one ${type}${name ? ` named ${name}` : ''}, found ${hit.length}: ${resources.map((r) => `${r.type}/${r.name}`).join(', ')}`);
       }
