@@ -25,8 +25,6 @@ const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must
 /** Secret keys of the proxy part: they must be set with `pulumi config set --secret`. */
 export const PROXY_SECRET_KEYS = ['gitlabAdminToken', 'oauthClientSecret', 'registryPassword', 'imagePullPassword', 'sshServiceToken'] as const;
 export const SECRET_KEYS: readonly string[] = [...PROXY_SECRET_KEYS, ...PLATFORM_SECRET_KEYS, ...AGENT_SECRET_KEYS];
-type SecretKey = (typeof PROXY_SECRET_KEYS)[number] | (typeof PLATFORM_SECRET_KEYS)[number] | (typeof AGENT_SECRET_KEYS)[number];
-
 const oauthSchema = z
   .object({
     /** managed: created with the admin API (needs gitlabAdminToken); provided: oauthClientId/Secret. */
@@ -250,11 +248,12 @@ function valueAt(raw: unknown, path: PropertyKey[]): unknown {
   return v;
 }
 
-function describe(issue: z.core.$ZodIssue, project: string, raw: unknown): string {
-  const key = `${project}:${issue.path.map(String).join('.')}`;
+/** One line per problem, naming the key as `<prefix><dotted.path>` (prefix `gitlab-workspaces:` for stack config). */
+function describe(issue: z.core.$ZodIssue, prefix: string, raw: unknown): string {
+  const key = `${prefix}${issue.path.map(String).join('.')}`;
   if (issue.code === 'invalid_type' && valueAt(raw, issue.path) === undefined) return `${key}: required`;
   if (issue.code === 'unrecognized_keys') {
-    const parent = issue.path.length ? `${key}.` : `${project}:`;
+    const parent = issue.path.length ? `${key}.` : prefix;
     return issue.keys.map((k) => `${parent}${k}: unknown config key`).join('\n  ');
   }
   if (issue.code === 'invalid_type') return `${key}: expected ${issue.expected}`;
@@ -273,32 +272,86 @@ export function parseStackConfig(
   const raw = rawConfigObject(all, project);
   const result = stackConfigSchema.safeParse(raw);
   const problems: string[] = [];
-  if (!result.success) problems.push(...result.error.issues.map((i) => describe(i, project, raw)));
+  if (!result.success) problems.push(...result.error.issues.map((i) => describe(i, `${project}:`, raw)));
   for (const key of SECRET_KEYS) {
     if (raw[key] !== undefined && !opts.isSecret(`${project}:${key}`)) {
       problems.push(`${project}:${key}: must be set as a secret (pulumi config set --secret ${key} ...)`);
     }
   }
   if (problems.length > 0 || !result.success) throw new StackConfigError(problems);
-  const c = result.data;
   const secrets: StackConfig['secrets'] = {};
-  const plain: Record<string, unknown> = { ...c };
   for (const key of SECRET_KEYS) {
-    const value = (c as Record<string, unknown>)[key];
-    delete plain[key];
-    if (typeof value === 'string') secrets[key as keyof StackConfig['secrets']] = pulumi.secret(value);
+    const value = (result.data as Record<string, unknown>)[key];
+    if (typeof value === 'string') secrets[key as SecretKey] = pulumi.secret(value);
   }
+  return withDerived(result.data, opts.stack, secrets);
+}
+
+/** The parsed config without its secret keys, plus what is derived from it. */
+function withDerived(c: ParsedStackConfig, stack: string, secrets: StackConfig['secrets']): StackConfig {
+  const plain: Record<string, unknown> = { ...c };
+  for (const key of SECRET_KEYS) delete plain[key];
   const wildcardDomain = c.wildcardDomain ?? `*.${c.proxyDomain}`;
   return {
     ...(plain as Omit<StackConfig, 'stack' | 'wildcardDomain' | 'sshHost' | 'dnsZone' | 'oauthAppName' | 'agentName' | 'secrets'>),
-    stack: opts.stack,
+    stack: stack,
     wildcardDomain,
     sshHost: c.ssh.host ?? `ssh.${c.proxyDomain}`,
     dnsZone: wildcardDomain.slice(2),
-    oauthAppName: c.oauth.appName ?? `GitLab Workspaces Proxy (${opts.stack})`,
-    agentName: c.agent.name ?? defaultAgentName(opts.stack),
+    oauthAppName: c.oauth.appName ?? `GitLab Workspaces Proxy (${stack})`,
+    agentName: c.agent.name ?? defaultAgentName(stack),
     secrets,
   };
+}
+
+export type SecretKey = (typeof PROXY_SECRET_KEYS)[number] | (typeof PLATFORM_SECRET_KEYS)[number] | (typeof AGENT_SECRET_KEYS)[number];
+
+/**
+ * The same settings as a stack's config, as a program passes them to the GitLabWorkspaces component:
+ * the keys of {@link stackConfigSchema} (same names, defaults and rules), with the secrets as Pulumi
+ * inputs under `secrets` (e.g. `config.requireSecret(...)`, or an output of another resource).
+ */
+export type WorkspacesSettings = Omit<StackConfigInput, SecretKey> & {
+  secrets?: Partial<Record<SecretKey, pulumi.Input<string>>>;
+};
+
+/** Stand-ins of the right shape for secrets known only as outputs: presence is what the rules check. */
+const SECRET_SHAPES: Record<SecretKey, string> = {
+  gitlabAdminToken: 'output',
+  oauthClientSecret: 'output',
+  registryPassword: 'output',
+  imagePullPassword: 'output',
+  sshServiceToken: 'output',
+  gitlabApiToken: 'output',
+  cloudflareApiToken: 'output-of-a-cloudflare-api-token',
+  tlsProxyCert: '-----BEGIN CERTIFICATE-----',
+  tlsProxyKey: '-----BEGIN PRIVATE KEY-----',
+  tlsWildcardCert: '-----BEGIN CERTIFICATE-----',
+  tlsWildcardKey: '-----BEGIN PRIVATE KEY-----',
+};
+
+/**
+ * Validates component settings with the stack's schema; throws StackConfigError naming each problem
+ * as `<label>.<key>` before any resource is declared. Secrets given as plain strings are checked like
+ * stack config; secrets given as outputs are checked for presence (their values come later).
+ * `instance` plays the stack's part: the `app.kubernetes.io/instance` label and the OAuth app's name.
+ */
+export function parseSettings(settings: WorkspacesSettings, opts: { instance: string; label: string }): StackConfig {
+  const { secrets: given = {}, ...plain } = settings;
+  const raw: Record<string, unknown> = { ...plain };
+  for (const [key, value] of Object.entries(given) as [SecretKey, pulumi.Input<string> | undefined][]) {
+    if (!(SECRET_KEYS as readonly string[]).includes(key)) continue;
+    if (value !== undefined) raw[key] = typeof value === 'string' ? value : SECRET_SHAPES[key];
+  }
+  const result = stackConfigSchema.safeParse(raw);
+  const problems = result.success ? [] : result.error.issues.map((i) => describe(i, `${opts.label}.`, raw));
+  for (const key of Object.keys(given)) if (!(SECRET_KEYS as readonly string[]).includes(key)) problems.push(`${opts.label}.secrets.${key}: not a secret setting`);
+  if (problems.length > 0 || !result.success) throw new StackConfigError(problems);
+  const secrets: StackConfig['secrets'] = {};
+  for (const [key, value] of Object.entries(given) as [SecretKey, pulumi.Input<string> | undefined][]) {
+    if (value !== undefined) secrets[key] = pulumi.secret(value);
+  }
+  return withDerived(result.data, opts.instance, secrets);
 }
 
 /** Reads and validates the current stack's config from the Pulumi runtime. */

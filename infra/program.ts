@@ -13,7 +13,7 @@ import { GitLabCaBundle } from './components/gitlab-ca';
 import { ProxyNamespace } from './components/namespace';
 import { ProxyWorkload } from './components/workload';
 import { ProxyRouting } from './components/routing';
-import { Certificates, DnsRecords, IngressController, addressText, loadBalancerAddressOf, verificationChecks } from './platform';
+import { Certificates, DnsRecords, GatewayApiCrds, IngressController, ProxyGateway, addressText, gatewaySettings, loadBalancerAddressOf, verificationChecks } from './platform';
 import { WorkspacesAgent, type AgentSummary } from './agent';
 
 /** Repository root: the image build context. */
@@ -58,9 +58,16 @@ export async function main(): Promise<StackOutputs> {
   const gitlabUrl = gitlab.origin + gitlab.pathname.replace(/\/+$/, '');
 
   // --- platform ---
-  const controller = new IngressController('controller', { config: cfg.controller, protect: cfg.protect });
+  // Gateway API routing (routing.mode: gateway): the CRDs first, Traefik's Gateway provider on.
+  const gatewayMode = cfg.routing.mode === 'gateway';
+  const gatewayCfg = gatewaySettings(cfg.routing, cfg.controller);
+  const gatewayCrds =
+    gatewayMode && gatewayCfg.installCrds ? new GatewayApiCrds('gateway-api', { version: gatewayCfg.crdVersion, protect: cfg.protect }) : undefined;
+  const gatewayApi = gatewayMode ? { crds: gatewayCrds } : undefined;
+  const controller = new IngressController('controller', { config: cfg.controller, protect: cfg.protect, gatewayApi });
   const ns = new ProxyNamespace('proxy', { name: cfg.namespace, labels });
-  const certificates = new Certificates('tls', {
+  // An existing Gateway terminates TLS with its own certificates: none are created then.
+  const certificates = gatewayCfg.existing && gatewayMode ? undefined : new Certificates('tls', {
     config: cfg.tls,
     proxyDomain: cfg.proxyDomain,
     wildcardDomain: cfg.wildcardDomain,
@@ -73,7 +80,25 @@ export async function main(): Promise<StackOutputs> {
       tlsWildcardKey: cfg.secrets.tlsWildcardKey,
     },
     protect: cfg.protect,
+    gatewayApi,
   });
+  const gateway = gatewayMode
+    ? new ProxyGateway(
+        'gateway',
+        {
+          settings: gatewayCfg,
+          namespace: ns.name,
+          labels,
+          proxyDomain: cfg.proxyDomain,
+          wildcardDomain: cfg.wildcardDomain,
+          proxyTlsSecretName: certificates?.proxyTlsSecretName ?? '',
+          wildcardTlsSecretName: certificates?.wildcardTlsSecretName ?? '',
+          clusterIssuer: certificates?.clusterIssuerName,
+          createClass: cfg.controller.mode === 'install',
+        },
+        { dependsOn: [controller, ...(certificates ? [certificates] : []), ...(gatewayCrds ? [gatewayCrds] : [])] },
+      )
+    : undefined;
 
   // --- proxy ---
   const oauth = new OAuthApplication('oauth', {
@@ -150,17 +175,19 @@ export async function main(): Promise<StackOutputs> {
       gitlabPort: Number(gitlab.port || (gitlab.protocol === 'https:' ? 443 : 80)),
     },
   });
-  new ProxyRouting('proxy', {
-    namespace: ns.name,
-    labels,
-    ingressClassName: controller.ingressClassName,
-    proxyDomain: cfg.proxyDomain,
-    wildcardDomain: cfg.wildcardDomain,
-    proxyTlsSecretName: certificates.proxyTlsSecretName,
-    wildcardTlsSecretName: certificates.wildcardTlsSecretName,
-    serviceName: workload.httpServiceName,
-    servicePort: workload.httpServicePort,
-  }, { dependsOn: [controller, certificates] });
+  const routed = { namespace: ns.name, labels, proxyDomain: cfg.proxyDomain, wildcardDomain: cfg.wildcardDomain, serviceName: workload.httpServiceName, servicePort: workload.httpServicePort };
+  if (gateway) {
+    new ProxyRouting('proxy', { ...routed, mode: 'gateway', proxyParentRef: gateway.proxyParentRef, workspacesParentRef: gateway.workspacesParentRef }, { dependsOn: [gateway] });
+  } else {
+    // certificates exists in ingress mode (only an existing Gateway goes without).
+    const tls = certificates as Certificates;
+    new ProxyRouting('proxy', {
+      ...routed,
+      ingressClassName: controller.ingressClassName,
+      proxyTlsSecretName: tls.proxyTlsSecretName,
+      wildcardTlsSecretName: tls.wildcardTlsSecretName,
+    }, { dependsOn: [controller, tls] });
+  }
 
   const sshLoadBalancer = workload.sshService ? loadBalancerAddressOf(workload.sshService) : undefined;
   const dns = new DnsRecords('dns', {
@@ -216,10 +243,10 @@ export async function main(): Promise<StackOutputs> {
     sshKnownHosts: hostKey ? hostKey.publicKeyOpenssh.apply((k) => `${sshHostPart} ${k.trim()}`) : null,
     agentConfig: agent.configText ?? null,
     agent: agent.summary ?? null,
-    caCertificate: certificates.caCertificate ?? null,
+    caCertificate: certificates?.caCertificate ?? null,
     dnsRecords: dns.records,
     dnsInstructions: dns.instructions,
-    verification: config.secretName.apply((configSecret) =>
+    verification: pulumi.all([config.secretName, gateway?.gatewayName, gateway?.gatewayNamespace]).apply(([configSecret, gwName, gwNamespace]) =>
       verificationChecks({
         domain: cfg.proxyDomain,
         namespace: cfg.namespace,
@@ -229,6 +256,7 @@ export async function main(): Promise<StackOutputs> {
         stack: cfg.stack,
         ssh: hostKey ? { host: cfg.sshHost, port: sshPort } : undefined,
         configSecret,
+        gateway: gwName && gwNamespace ? { name: gwName, namespace: gwNamespace } : undefined,
       }),
     ),
   };

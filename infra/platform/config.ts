@@ -6,6 +6,13 @@ import { z } from 'zod';
 /** Default chart versions: pinned so that `pulumi up` is reproducible; override per stack. */
 export const TRAEFIK_CHART_VERSION = '41.5.0';
 export const CERT_MANAGER_CHART_VERSION = 'v1.19.1';
+/**
+ * Gateway API release whose standard-channel CRDs gateway mode installs (Traefik's chart no longer
+ * ships them since chart 40.2). Traefik 3.7's Kubernetes Gateway provider implements the v1.6
+ * standard channel (doc.traefik.io reference: providers/kubernetes/kubernetes-gateway, and the
+ * kubernetes-sigs/gateway-api conformance/reports/v1.6/traefik-traefik report).
+ */
+export const GATEWAY_API_VERSION = 'v1.6.1';
 
 const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a Kubernetes name (RFC 1123 label)');
 
@@ -72,6 +79,45 @@ export const tlsConfigSchema = z
     }
   });
 
+/**
+ * `routing`: how HTTP(S) reaches the proxy. `ingress` (default): an Ingress of
+ * `controller.ingressClassName`. `gateway`: Gateway API, a Gateway with one HTTPS listener for the
+ * proxy domain and one for the wildcard, and HTTPRoutes to the proxy; or only the HTTPRoutes,
+ * attached to an `existing` Gateway of yours. SSH stays a LoadBalancer Service either way.
+ */
+export const routingConfigSchema = z
+  .strictObject({
+    mode: z.enum(['ingress', 'gateway']).default('ingress'),
+    gateway: z
+      .strictObject({
+        /** GatewayClass of the Gateway the program creates (created for Traefik in `controller.mode: install`). */
+        className: k8sName.default('traefik'),
+        /** An existing Gateway (`namespace/name`): routes attach to it; no Gateway and no certificates are created. */
+        existing: z
+          .string()
+          .regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, 'must be namespace/name')
+          .optional(),
+        /** Port of the HTTPS listeners; default 8443 (Traefik's websecure entry point) with `controller.mode: install`, else 443. */
+        listenerPort: z.number().int().min(1).max(65535).optional(),
+        /**
+         * Install the Gateway API standard-channel CRDs (pinned). Default: with `controller.mode: install`
+         * only; set false when the cluster has them (they are cluster-wide: destroying the stack that
+         * installed them deletes every Gateway API object in the cluster).
+         */
+        installCrds: z.boolean().optional(),
+        crdVersion: z
+          .string()
+          .regex(/^v\d+\.\d+\.\d+$/, 'must be a Gateway API release such as v1.6.1')
+          .default(GATEWAY_API_VERSION),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.mode !== 'gateway' && c.gateway.existing) {
+      ctx.addIssue({ code: 'custom', path: ['gateway', 'existing'], message: 'only used when routing.mode is gateway' });
+    }
+  });
+
 /** `dns`: `cloudflare` manages the records; `none` lists in the outputs the records to create by hand. */
 export const dnsConfigSchema = z
   .strictObject({
@@ -120,6 +166,7 @@ export const platformConfigSchema = z
     controller: controllerConfigSchema.prefault({}),
     tls: tlsConfigSchema.prefault({}),
     dns: dnsConfigSchema.prefault({}),
+    routing: routingConfigSchema.prefault({}),
     ttl: ttlSchema.optional(),
     /** Production stacks: protect the things whose loss means an outage (see docs/platform.md). */
     protect: z.boolean().default(false),
@@ -135,6 +182,7 @@ export function refinePlatform(
   c: {
     tls: { mode: string };
     dns: { mode: string };
+    routing?: { gateway: { existing?: string } };
   } & Partial<Record<PlatformSecretKey, string | undefined>>,
   ctx: z.RefinementCtx,
 ): void {
@@ -148,11 +196,16 @@ export function refinePlatform(
       need(k, 'tls.mode is provided');
     }
   }
+  // An existing Gateway's listeners carry their own certificates; the program creates none.
+  if (c.routing?.gateway.existing && c.tls.mode !== 'self-signed') {
+    ctx.addIssue({ code: 'custom', path: ['tls', 'mode'], message: 'not used with routing.gateway.existing (that Gateway terminates TLS with its own certificates): leave it unset' });
+  }
 }
 
 export type ControllerConfig = z.output<typeof controllerConfigSchema>;
 export type TlsConfig = z.output<typeof tlsConfigSchema>;
 export type DnsConfig = z.output<typeof dnsConfigSchema>;
+export type RoutingConfig = z.output<typeof routingConfigSchema>;
 export type PlatformSecrets = z.output<typeof platformSecretsSchema>;
 export type PlatformConfig = z.output<typeof platformConfigSchema>;
 export type PlatformConfigInput = z.input<typeof platformConfigSchema>;

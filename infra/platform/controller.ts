@@ -43,9 +43,9 @@ export function addressText(a: LoadBalancerAddress): string {
  * timeouts are passed as static-config flags rather than `ports.*` values because the values layout
  * changed across chart majors (v34 replaced `redirectTo`) while the flags did not.
  */
-export function traefikValues(cfg: ControllerConfig, serviceName: string): Record<string, unknown> {
+export function traefikValues(cfg: ControllerConfig, serviceName: string, opts: { gatewayApi?: boolean } = {}): Record<string, unknown> {
   const idle = `${cfg.idleTimeoutSeconds}s`;
-  return {
+  const values: Record<string, unknown> = {
     deployment: {
       replicas: cfg.replicas,
       podLabels: { [CONTROLLER_POD_LABEL]: 'traefik' },
@@ -79,10 +79,28 @@ export function traefikValues(cfg: ControllerConfig, serviceName: string): Recor
       '--entryPoints.websecure.transport.lifeCycle.graceTimeOut=30s',
     ],
   };
+  if (opts.gatewayApi) {
+    // Gateway API routing (routing.mode: gateway). Chart values as in traefik-helm-chart
+    // traefik/values.yaml (providers.kubernetesGateway, gateway, gatewayClass): the chart's default
+    // Gateway and GatewayClass are off because the program declares its own (infra/platform/gateway.ts).
+    const providers = values.providers as Record<string, unknown>;
+    providers.kubernetesGateway = { enabled: true };
+    values.gateway = { enabled: false };
+    values.gatewayClass = { enabled: false };
+    // The chart renders the statusAddress.service flags only together with its own Service
+    // (_podtemplate.tpl: `if (and .service.enabled $.Values.service.enabled)`), which is off: name ours.
+    (values.additionalArguments as string[]).push(
+      `--providers.kubernetesgateway.statusaddress.service.name=${serviceName}`,
+      `--providers.kubernetesgateway.statusaddress.service.namespace=${cfg.namespace}`,
+    );
+  }
+  return values;
 }
 
 export interface IngressControllerArgs {
   config: ControllerConfig;
+  /** Gateway API routing: enable Traefik's Gateway provider; `crds` must exist before Traefik starts. */
+  gatewayApi?: { crds?: pulumi.Resource };
   /** Production: protect the controller's LoadBalancer Service (its address is in DNS and allowlists). */
   protect?: boolean;
 }
@@ -124,12 +142,12 @@ export class IngressController extends pulumi.ComponentResource {
           version: cfg.chartVersion,
           repositoryOpts: { repo: TRAEFIK_REPO },
           namespace: this.namespace.metadata.name,
-          values: traefikValues(cfg, serviceName),
+          values: traefikValues(cfg, serviceName, { gatewayApi: args.gatewayApi !== undefined }),
           // Roll back a half-applied upgrade instead of leaving the edge broken.
           atomic: true,
           timeout: 600,
         },
-        { parent: this, protect },
+        { parent: this, protect, dependsOn: args.gatewayApi?.crds ? [args.gatewayApi.crds] : [] },
       );
       this.service = new k8s.core.v1.Service(
         `${name}-lb`,

@@ -4,4 +4,5 @@ export * from './config';
 export { IngressController, loadBalancerAddressOf, addressText, traefikValues, type LoadBalancerAddress } from './controller';
 export { Certificates, PROXY_TLS_SECRET, WILDCARD_TLS_SECRET, ACME_SERVERS, type TlsSecretsInput } from './tls';
 export { DnsRecords, plannedRecords, recordFor, recordsAsText, requireAddress, type DnsRecordSpec } from './dns';
+export { GatewayApiCrds, ProxyGateway, gatewaySettings, gatewayApiCrdsUrl, type GatewaySettings, type GatewayParentRef } from './gateway';
 export { verificationChecks, type VerificationInput } from './verify';

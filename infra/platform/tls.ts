@@ -35,7 +35,24 @@ export interface CertificatesArgs {
   secrets?: TlsSecretsInput;
   /** Production: protect the cert-manager release (uninstalling it drops every Certificate it manages). */
   protect?: boolean;
+  /**
+   * Gateway API routing (acme mode): cert-manager issues the listeners' certificates itself from the
+   * Gateway's `cert-manager.io/cluster-issuer` annotation, so no Certificate objects are declared.
+   * `crds`: the Gateway API CRDs when the program installs them (cert-manager must start after them).
+   */
+  gatewayApi?: { crds?: pulumi.Resource };
 }
+
+/**
+ * cert-manager's Gateway API support (cert-manager >= 1.15; docs: cert-manager.io/docs/usage/gateway/,
+ * `helm install ... --set config.apiVersion=controller.config.cert-manager.io/v1alpha1
+ * --set config.kind=ControllerConfiguration --set config.enableGatewayAPI=true`).
+ */
+export const CERT_MANAGER_GATEWAY_CONFIG = {
+  apiVersion: 'controller.config.cert-manager.io/v1alpha1',
+  kind: 'ControllerConfiguration',
+  enableGatewayAPI: true,
+} as const;
 
 export class Certificates extends pulumi.ComponentResource {
   readonly mode: TlsConfig['mode'];
@@ -123,11 +140,13 @@ export class Certificates extends pulumi.ComponentResource {
               // Check DNS-01 propagation against public resolvers, not a split-horizon cluster DNS.
               dns01RecursiveNameserversOnly: true,
               dns01RecursiveNameservers: '1.1.1.1:53,8.8.8.8:53',
+              ...(args.gatewayApi ? { config: CERT_MANAGER_GATEWAY_CONFIG } : {}),
             },
             atomic: true,
             timeout: 600,
           },
-          { parent: this, protect },
+          // The Gateway API CRDs must exist when cert-manager starts, or it does not watch Gateways.
+          { parent: this, protect, dependsOn: args.gatewayApi?.crds ? [args.gatewayApi.crds] : [] },
         );
         this.certManager = release;
         // cert-manager reads a ClusterIssuer's secrets from its own namespace.
@@ -183,8 +202,14 @@ export class Certificates extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [release, issuer] },
           );
-        proxy = certificate('proxy', domain, PROXY_TLS_SECRET).metadata.name;
-        wild = certificate('wildcard', wildcard, WILDCARD_TLS_SECRET).metadata.name;
+        if (args.gatewayApi) {
+          // gateway-shim names each Certificate (and its Secret) after the listener's certificateRef.
+          proxy = pulumi.output(PROXY_TLS_SECRET);
+          wild = pulumi.output(WILDCARD_TLS_SECRET);
+        } else {
+          proxy = certificate('proxy', domain, PROXY_TLS_SECRET).metadata.name;
+          wild = certificate('wildcard', wildcard, WILDCARD_TLS_SECRET).metadata.name;
+        }
         break;
       }
     }

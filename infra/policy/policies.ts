@@ -23,6 +23,8 @@ const WORKLOAD_TYPES: Record<string, (props: Obj) => Obj | undefined> = {
   'kubernetes:core/v1:Pod': (p) => p.spec,
 };
 
+const GATEWAY_TYPE = 'kubernetes:gateway.networking.k8s.io/v1:Gateway';
+const HTTPROUTE_TYPE = 'kubernetes:gateway.networking.k8s.io/v1:HTTPRoute';
 const PROXY_NAME_LABEL = 'app.kubernetes.io/name';
 const PROXY_NAME = 'gitlab-workspaces-proxy';
 /** The proxy drains for 25 s on SIGTERM; Kubernetes must wait at least that long plus margin. */
@@ -190,6 +192,20 @@ export const resourcePolicies: ResourceValidationPolicy[] = [
     },
   },
   {
+    name: 'gateway-listeners-terminate-tls',
+    description: 'Every listener of a Gateway the program declares is HTTPS (or TLS) terminating TLS with a certificate; no plain-HTTP listener serves the proxy.',
+    enforcementLevel: 'mandatory',
+    validateResource: (args, report) => {
+      if (args.type !== GATEWAY_TYPE) return;
+      for (const l of (args.props.spec?.listeners ?? []) as Obj[]) {
+        const what = `listener "${l.name}" (${l.hostname ?? 'any host'})`;
+        if (l.protocol !== 'HTTPS' && l.protocol !== 'TLS') report(`${what} serves ${l.protocol}, not HTTPS`);
+        else if ((l.tls?.mode ?? 'Terminate') !== 'Terminate') report(`${what} passes TLS through instead of terminating it`);
+        else if ((l.tls?.certificateRefs ?? []).length === 0) report(`${what} has no certificateRefs`);
+      }
+    },
+  },
+  {
     name: 'ssh-host-key-strength',
     description: 'SSH host keys are Ed25519, ECDSA, or RSA of at least 3072 bits.',
     enforcementLevel: 'mandatory',
@@ -209,6 +225,14 @@ export const resourcePolicies: ResourceValidationPolicy[] = [
   },
 ];
 
+/** Gateway API hostname matching: exact, or `*.zone` matching names below zone (never the apex itself). */
+function hostMatches(listenerHost: string | undefined, routeHost: string): boolean {
+  if (!listenerHost || listenerHost === routeHost) return true;
+  if (!listenerHost.startsWith('*.')) return false;
+  const suffix = listenerHost.slice(1);
+  return !routeHost.startsWith('*.') && routeHost.endsWith(suffix) && routeHost.length > suffix.length;
+}
+
 export const stackPolicies: StackValidationPolicy[] = [
   {
     name: 'proxy-has-network-policy',
@@ -226,6 +250,30 @@ export const stackPolicies: StackValidationPolicy[] = [
           return types.includes('Ingress') && types.includes('Egress') && Object.entries(match).every(([k, v]) => podLabels[k] === v);
         });
         if (!ok) report(`Deployment ${d.props.metadata?.name} in ${d.props.metadata?.namespace} has no NetworkPolicy for Ingress and Egress`, d.urn);
+      }
+    },
+  },
+  {
+    name: 'httproute-tls-for-every-host',
+    description:
+      'Every HTTPRoute names its hostnames, and each one is served by an HTTPS listener with a certificate on every Gateway of the program it attaches to (Gateways of others are theirs to check).',
+    enforcementLevel: 'mandatory',
+    validateStack: (args: StackValidationArgs, report) => {
+      const gateways = args.resources.filter((r: PolicyResource) => r.type === GATEWAY_TYPE);
+      for (const route of args.resources.filter((r: PolicyResource) => r.type === HTTPROUTE_TYPE)) {
+        const where = `HTTPRoute ${route.props.metadata?.name}`;
+        const hosts: string[] = route.props.spec?.hostnames ?? [];
+        if (hosts.length === 0) report(`${where} has no hostnames (it would take every host of its listeners)`, route.urn);
+        for (const ref of (route.props.spec?.parentRefs ?? []) as Obj[]) {
+          const ns = ref.namespace ?? route.props.metadata?.namespace;
+          const gw = gateways.find((g) => g.props.metadata?.name === ref.name && g.props.metadata?.namespace === ns);
+          if (!gw) continue;
+          const listeners = ((gw.props.spec?.listeners ?? []) as Obj[]).filter((l) => !ref.sectionName || l.name === ref.sectionName);
+          for (const host of hosts) {
+            const ok = listeners.some((l) => l.protocol === 'HTTPS' && (l.tls?.certificateRefs ?? []).length > 0 && hostMatches(l.hostname, host));
+            if (!ok) report(`${where}: host ${host} has no HTTPS listener with a certificate on Gateway ${ns}/${ref.name}${ref.sectionName ? ` (section ${ref.sectionName})` : ''}`, route.urn);
+          }
+        }
       }
     },
   },

@@ -15,6 +15,7 @@
  *   run.outputs          the program's return value, resolved to plain values
  *   run.secretOutputs    names of the program's outputs that are Pulumi secrets
  *   run.find(type, name) / run.ofType(type) / run.children(r) / run.parentOf(r)
+ *                        (find: exact name, else the one name ending in `-<name>`, as children of a component are named)
  *   run.error            set (and resources still returned) when the program threw; use runPulumiProgram
  *                        with { expectError: true } to get it instead of a rejection.
  *
@@ -22,7 +23,7 @@
  * would order by: dependsOn plus input dependencies), inputs (plain, secrets unwrapped), secretPaths
  * (dotted input paths that arrived as Pulumi secrets), state (the mock's outputs, plain), options
  * (protect, retainOnDelete, deleteBeforeReplace, ignoreChanges, replaceOnChanges,
- * additionalSecretOutputs, deletedWith, provider).
+ * additionalSecretOutputs, deletedWith, provider, aliasUrns with `aliasUrns: true`).
  *
  * Default mock outputs mirror the real providers, including which outputs are secret (mocks ignore
  * additionalSecretOutputs, so the harness returns those values wrapped with `secretValue(v)`, which
@@ -53,6 +54,8 @@ export interface CapturedResource {
   custom: boolean;
   parentUrn: string | undefined;
   dependencies: string[];
+  /** Input property → URNs its value came from (computed from other resources' outputs). */
+  propertyDependencies?: Record<string, string[]>;
   inputs: Record<string, unknown>;
   secretPaths: string[];
   state: Record<string, unknown>;
@@ -65,6 +68,8 @@ export interface CapturedResource {
     additionalSecretOutputs: string[];
     deletedWith: string;
     provider: string;
+    /** Alias URNs, computed by the SDK (only with RunOptions.aliasUrns; else the alias specs are the engine's to resolve). */
+    aliasUrns?: string[];
   };
 }
 
@@ -79,6 +84,11 @@ export interface RunOptions {
   calls?: (args: pulumi.runtime.MockCallArgs) => Record<string, unknown>;
   loadBalancer?: { ip: string } | { hostname: string };
   preview?: boolean;
+  /**
+   * Have the SDK resolve aliases to URNs itself (parents' aliases inherited by their children, as for
+   * an engine without alias specs) and capture them in `options.aliasUrns`.
+   */
+  aliasUrns?: boolean;
   /** Resolve with `error` set instead of rejecting when the program throws. */
   expectError?: boolean;
 }
@@ -241,9 +251,12 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getDeletedwith(): string;
   getProvider(): string;
+  getAliasurnsList(): string[];
 }
 
 interface MonitorLike {
+  newUrn(parent: string, type: string, name: string): string;
+  getDeploymentInfo(req: unknown, cb: (err: unknown, resp: { getSupportedfeaturesList(): number[] } | undefined) => void): void;
   registerResource(req: RegisterRequest, cb: (err: unknown, resp: { getUrn(): string; getId(): string } | undefined) => void): Promise<void>;
 }
 
@@ -275,6 +288,41 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
 
   // Wrap the mock monitor to see what MockResourceArgs omits: parent, dependencies and options.
   const monitor = pulumi.runtime.getMonitor() as unknown as MonitorLike;
+  // URNs as the engine makes them (pkg/resource/urn.go NewURN): the type is qualified by the parent's
+  // whole qualified type, and the root stack's type is left out. The stock mock monitor keeps only the
+  // immediate parent's type and keeps the stack's, so its URNs would not match real state (or aliases).
+  monitor.newUrn = (parent, type, name) => {
+    const parentType = parent ? (parent.split('::')[2] ?? '') : '';
+    const qualified = parentType && parentType !== 'pulumi:pulumi:Stack' ? `${parentType}$${type}` : type;
+    return `urn:pulumi:${stack}::${project}::${qualified}::${name}`;
+  };
+  if (opts.aliasUrns) {
+    // The mock monitor claims alias-spec support, so the SDK would leave aliases to the engine. Deny
+    // it (the SDK asks when the stack starts): the SDK then resolves alias URNs itself (runtime/resource.js).
+    type ResourceProto = { ResourceMonitorFeature: Record<string, number> };
+    const mod = (await import('@pulumi/pulumi/proto/resource_pb.js')) as unknown as ResourceProto & { default?: ResourceProto };
+    const aliasSpecs = (mod.default ?? mod).ResourceMonitorFeature.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS;
+    // `Resource.get` reads reach the SDK's alias computation without a name and crash it when their
+    // parent has aliases (runtime/resource.js readResource). A read is no owned state: give it none.
+    type AliasFn = (aliases: unknown[], name: string | undefined, ...rest: unknown[]) => unknown[];
+    const resourceModule = (await import('@pulumi/pulumi/resource.js')) as unknown as { allAliases: AliasFn; default?: { allAliases: AliasFn } };
+    const target = resourceModule.default ?? resourceModule;
+    const allAliases = target.allAliases;
+    if (!(allAliases as { patched?: boolean }).patched) {
+      const wrapped: AliasFn = (aliases, name, ...rest) => (name === undefined ? [] : allAliases(aliases, name, ...rest));
+      (wrapped as { patched?: boolean }).patched = true;
+      target.allAliases = wrapped;
+    }
+    const info = monitor.getDeploymentInfo.bind(monitor);
+    monitor.getDeploymentInfo = (req, cb) =>
+      info(req, (err, resp) => {
+        if (resp) {
+          const list = resp.getSupportedfeaturesList().filter((f) => f !== aliasSpecs);
+          resp.getSupportedfeaturesList = () => list;
+        }
+        cb(err, resp);
+      });
+  }
   const original = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) =>
     original(req, (err, resp) => {
@@ -282,7 +330,11 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
         const secretPaths: string[] = [];
         const raw = pulumi.runtime.deserializeProperties((req as unknown as { getObject(): never }).getObject());
         const deps = new Set(req.getDependenciesList());
-        req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => deps.add(u)));
+        const propertyDependencies: Record<string, string[]> = {};
+        req.getPropertydependenciesMap().forEach((v, k) => {
+          propertyDependencies[k] = v.getUrnsList();
+          v.getUrnsList().forEach((u) => deps.add(u));
+        });
         const r: CapturedResource = {
           type: req.getType(),
           name: req.getName(),
@@ -291,6 +343,7 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
           custom: req.getCustom(),
           parentUrn: req.getParent() || undefined,
           dependencies: [...deps],
+          propertyDependencies,
           inputs: unwrap(raw, '', secretPaths) as Record<string, unknown>,
           secretPaths,
           state: (unwrap(states.get(`${req.getType()}::${req.getName()}`) ?? {}, '', []) ?? {}) as Record<string, unknown>,
@@ -303,6 +356,7 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
             deletedWith: req.getDeletedwith(),
             provider: req.getProvider(),
+            aliasUrns: req.getAliasurnsList(),
           },
         };
         rawInputs.set(r, raw);
@@ -359,7 +413,11 @@ export async function runPulumiProgram(program: () => unknown, opts: RunOptions 
     error,
     ofType: (type) => resources.filter((r) => r.type === type),
     find(type, name) {
-      const hit = resources.filter((r) => r.type === type && (name === undefined || r.name === name));
+      const ofType = resources.filter((r) => r.type === type);
+      let hit = ofType.filter((r) => name === undefined || r.name === name);
+      // Inside a component children are named `<component>-<part>`: `find(type, 'controller-lb')` also
+      // finds `gitlab-workspaces-controller-lb` when no resource has the bare name.
+      if (hit.length === 0 && name !== undefined) hit = ofType.filter((r) => r.name.endsWith(`-${name}`));
       if (hit.length !== 1) {
         throw new Error(`expected one ${type}${name ? ` named ${name}` : ''}, found ${hit.length}: ${resources.map((r) => `${r.type}/${r.name}`).join(', ')}`);
       }
