@@ -1,6 +1,6 @@
 // How the bench measures: CPU time of the measured processes from /proc around a piece of work, rounds
 // interleaved across the sides so that a change in machine load hits them all alike, medians over rounds.
-import { cpuSeconds } from './proc';
+import { cpuSeconds, cpuSplit } from './proc';
 
 export const median = (xs: number[]): number => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -13,10 +13,12 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /** CPU seconds the processes `pids` spent while `fn` ran. */
 export async function withCpu<T>(pids: number[], fn: () => Promise<T>): Promise<{ result: T; cpu: number }> {
-  const total = () => pids.reduce((a, p) => a + cpuSeconds(p), 0);
-  const before = total();
+  const split = () => pids.map((p) => cpuSplit(p)).reduce((a, c) => ({ user: a.user + c.user, system: a.system + c.system }), { user: 0, system: 0 });
+  const before = split();
   const result = await fn();
-  return { result, cpu: total() - before };
+  const after = split();
+  if (process.env.BENCH_VERBOSE) console.error(`  pids ${pids.join(',')}: user ${(after.user - before.user).toFixed(2)} s, system ${(after.system - before.system).toFixed(2)} s`);
+  return { result, cpu: after.user - before.user + after.system - before.system };
 }
 
 /** Waits (up to 10 s) until the processes are quiet: GC and timers left by the last run are not billed to the next. */

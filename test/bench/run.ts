@@ -44,11 +44,14 @@ Options:
   --no-write           print the report only
   --prof DIR           run the proxy and the bare pipes with --cpu-prof into DIR
   --proxy-main PATH    another build's main.js (A/B against a previous build)
-  --proxy-node-options "..."  extra node options for the proxy process
+  --proxy-node-options="..."  extra node options for the proxy process
   -h, --help           this text
+Environment: BENCH_VERBOSE=1 prints each run's user and system CPU on stderr.
 `;
 
-const { values: opt } = parseArgs({
+function parseOptions() {
+  try {
+    return parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
@@ -61,9 +64,15 @@ const { values: opt } = parseArgs({
     'proxy-main': { type: 'string' },
     'proxy-node-options': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
-});
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}\n(npm run bench -- --help lists the options)`);
+    process.exit(2);
+  }
+}
+const opt = parseOptions();
 if (opt.help) {
   process.stdout.write(HELP);
   process.exit(0);
@@ -161,7 +170,8 @@ async function main(): Promise<void> {
       env: { ...process.env, WORKSPACES_PROXY_LISTEN_HOST: '127.0.0.1' },
       nodeOptions: [...node('proxy'), ...(opt['proxy-node-options']?.split(' ').filter(Boolean) ?? [])],
     });
-    proxy.child.stdout!.resume();
+    if (process.env.BENCH_VERBOSE) proxy.child.stdout!.pipe(process.stderr);
+    else proxy.child.stdout!.resume();
     stops.push(() => proxy.stop());
 
     // Log in as a browser does (OAuth against the GitLab stand-in) and keep the session cookie.

@@ -2,7 +2,7 @@
 // small cookie-jar HTTP client that talks to `*.workspaces.test` hosts on loopback (no browser needed).
 import { connect } from 'node:net';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import type { Agent } from 'node:http';
+import type { Dispatcher } from 'undici';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfigObject, type ProxyConfig, type ProxyConfigInput } from '../../proxy-image/src/config';
@@ -41,7 +41,7 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendAgent?: Agent; logger?: Logger } = {},
+  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; logger?: Logger } = {},
 ): Promise<Harness> {
   const gitlab = await startGitLabStandIn();
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
@@ -78,7 +78,7 @@ export async function startHarness(
   const oidc = shareRefreshes(createOidc({ config, logger }));
   const dir = opts.directory ?? directory;
   const sessions = createSessionRegistry({ config, directory: dir, gitlab: gitlabApi, refresher: oidc, logger, registry });
-  const proxy = createHttpProxy({ config, directory: dir, gitlab: gitlabApi, oidc, sessions, registry, logger, backendAgent: opts.backendAgent });
+  const proxy = createHttpProxy({ config, directory: dir, gitlab: gitlabApi, oidc, sessions, registry, logger, backendDispatcher: opts.backendDispatcher });
   await proxy.listen(port, '127.0.0.1');
   return {
     gitlab, alice, bob, directory, workspace, hostA, hostA2, hostB, port, config, registry, sessions, proxy,

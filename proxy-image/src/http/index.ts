@@ -1,11 +1,11 @@
 // The HTTP(S-terminated) entry point: routes each request by Host to the proxy's own endpoints, the login
 // flow, or an authorized workspace, and proxies HTTP and WebSocket traffic to the workspace backend.
-import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createProxyServer } from 'http-proxy-3';
+import type { Dispatcher } from 'undici';
 import type { ProxyConfig } from '../config';
 import type { Route, WorkspaceDirectory } from '../discovery/types';
 import type { GitLabApi } from '../auth/gitlab-api';
@@ -20,6 +20,7 @@ import { isInternalHost, parseHost, type ParsedHost } from './host';
 import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { messages, rejectUpgrade, sendPage, sendText } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
+import { createForwarder, type ForwardOptions } from './forward';
 import { createLogGate } from './log-limit';
 import { listenOn } from '../net/listen';
 
@@ -31,8 +32,8 @@ export interface HttpProxyDeps {
   sessions: SessionRegistry;
   registry: Registry;
   logger: Logger;
-  /** Connection pool to workspaces (default: keep-alive, LIFO). Tests pass a small one to catch leaks. */
-  backendAgent?: Agent;
+  /** Connection pool to workspaces (default: an undici Agent, keep-alive). Tests pass a small one to catch leaks. */
+  backendDispatcher?: Dispatcher;
   /** How long connecting to a workspace may take before the answer is 502 (default 10 s). */
   connectTimeoutMs?: number;
   /** Largest WebSocket message relayed (default 100 MiB, as `ws`). */
@@ -50,6 +51,7 @@ const SET_COOKIE = Symbol('wsp-set-cookie');
 type Tagged = IncomingMessage & { [SET_COOKIE]?: string };
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const KEEP_ALIVE_HEADER = `timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`;
 /**
  * Headers for one hop only (RFC 9110 §7.6.1), plus the client's proxy credentials, which are meant for a
  * proxy and never for the workspace. `Authorization` is NOT among them: it belongs to the workspace's own
@@ -113,7 +115,6 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   });
   const internal = createInternalHandler({ config, directory, registry: deps.registry, logger });
   const connectTimeoutMs = deps.connectTimeoutMs ?? 10_000;
-  const agent = deps.backendAgent ?? new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   const relays = createWebSocketRelayFactory();
   const openRelays = new Set<Relay>();
   /** Upgrades still being authorized or connected: cut on shutdown so they cannot hold it up. */
@@ -132,35 +133,30 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     );
   }
 
-  const proxy = createProxyServer({
-    agent,
-    xfwd: false, // forwarding headers are set below, from the config's protocol rather than the socket
-    connectTimeout: connectTimeoutMs,
-    proxyTimeout: 0, // no idle limit: SSE and long polls may be silent for minutes
-  });
-  proxy.on('proxyRes', (proxyRes, req, res) => {
-    // Connection management is per hop: the workspace's keep-alive terms (and anything it lists in
-    // Connection) are not the browser's. The browser's own `Connection: close`, or a draining shutdown,
-    // closes its connection after this response.
-    for (const name of connectionTokens(proxyRes.headers.connection)) delete proxyRes.headers[name];
-    delete proxyRes.headers['proxy-connection'];
-    const keepAlive = 'shouldKeepAlive' in res && res.shouldKeepAlive && !stopping;
-    proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
-    if (keepAlive) proxyRes.headers['keep-alive'] = `timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`;
-    else delete proxyRes.headers['keep-alive'];
-    // A workspace that dies mid-response must not leave the browser waiting for the rest forever:
-    // http-proxy-3 does not propagate the backend's abort, so the client connection is cut too.
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
-    // A refreshed session cookie rides on the workspace's own response.
-    const extra = (req as Tagged)[SET_COOKIE];
-    if (extra) proxyRes.headers['set-cookie'] = [...(proxyRes.headers['set-cookie'] ?? []), extra];
-  });
-  proxy.on('error', (err, req, res) => {
-    if ('writeHead' in res) sendBackendError(res, err, (req as Tagged)[SET_COOKIE]);
-    else res.destroy();
-  });
+  const forwarder = createForwarder({ connectTimeoutMs, dispatcher: deps.backendDispatcher });
+  /** One set of hooks for every forwarded request (no per-request closures on the hot path). */
+  const forwarding: ForwardOptions = {
+    onResponseHeaders(headers, res) {
+      // Connection management is per hop: the workspace's keep-alive terms (and anything it lists in
+      // Connection) are not the browser's. The browser's own `Connection: close`, or a draining shutdown,
+      // closes its connection after this response.
+      for (const name of connectionTokens(headers.connection as string | string[] | undefined)) delete headers[name];
+      delete headers['proxy-connection'];
+      const keepAlive = res.shouldKeepAlive && !stopping;
+      headers.connection = keepAlive ? 'keep-alive' : 'close';
+      if (keepAlive) headers['keep-alive'] = KEEP_ALIVE_HEADER;
+      else delete headers['keep-alive'];
+      // A refreshed session cookie rides on the workspace's own response.
+      const extra = (res.req as Tagged)[SET_COOKIE];
+      if (extra) {
+        const prior = headers['set-cookie'];
+        headers['set-cookie'] = [...(prior === undefined ? [] : Array.isArray(prior) ? prior : [String(prior)]), extra];
+      }
+    },
+    onError(err, res) {
+      sendBackendError(res, err, (res.req as Tagged)[SET_COOKIE]);
+    },
+  };
 
   /** `renewed`: a refreshed session cookie, kept even on error pages (GitLab has already rotated the old refresh token). */
   function sendBackendError(res: ServerResponse, err: Error, renewed?: string): void {
@@ -252,7 +248,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       return sendText(res, 403, 'request from another workspace refused\n', renewed ? { 'set-cookie': renewed } : {});
     }
     prepareHeaders(req);
-    proxy.web(req, res, { target: { protocol: 'http:', host: route.target.host, port: route.target.port } });
+    forwarder.forward(req, res, route.target, forwarding);
   }
 
   /** The first valid session among the values of the session cookie; `present` when any value was sent. */
@@ -403,8 +399,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       for (const socket of pendingUpgrades) socket.destroy();
       for (const relay of openRelays) relay.terminate();
       relays.close();
-      proxy.close?.();
-      agent.destroy();
+      await forwarder.destroy();
       await closed;
     },
   };
