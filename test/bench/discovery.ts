@@ -36,7 +36,7 @@ async function get(url: string, host: string): Promise<number> {
 }
 
 /** One proxy process against `n` Services; then `eventsPerSecond` new Services for `eventSeconds`. */
-export async function discoveryRun(main: string, auth: ProxyConfigInput['auth'], n: number, eventsPerSecond: number, eventSeconds: number): Promise<DiscoveryRun> {
+export async function discoveryRun(main: string, nodeOptions: string[], auth: ProxyConfigInput['auth'], n: number, eventsPerSecond: number, eventSeconds: number): Promise<DiscoveryRun> {
   const kube = await startKubeApiStandIn();
   const dir = mkdtempSync(join(tmpdir(), 'bench-discovery-'));
   for (let i = 0; i < n; i++) kube.addService(service(i));
@@ -46,6 +46,7 @@ export async function discoveryRun(main: string, auth: ProxyConfigInput['auth'],
   writeFileSync(configPath, renderConfigYaml({ auth, http: { port: httpPort, internal_port: internalPort }, log_level: 'silent' }), { mode: 0o600 });
   const proxy = spawnProbed([main, '-config', configPath, '-kubeconfig', writeKubeconfig(kube.url, dir)], {
     env: { ...process.env, WORKSPACES_PROXY_LISTEN_HOST: '127.0.0.1' },
+    nodeOptions,
   });
   proxy.child.stdout!.resume();
   try {

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { renderConfigYaml, type ProxyConfigInput } from '../../proxy-image/src/config';
@@ -109,6 +109,8 @@ const sizes = {
 };
 
 const MIB = 1048576;
+/** The proxy runs with the node options its image sets (ENV NODE_OPTIONS in proxy-image/Dockerfile). */
+const imageNodeOptions = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(__dirname, '..', '..', 'proxy-image', 'Dockerfile'), 'utf8'))?.[1]?.split(' ').filter(Boolean) ?? [];
 const targets: TargetResult[] = [];
 const tables: Table[] = [];
 const log = (s: string) => console.error(`bench: ${s}`);
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
     const main = opt['proxy-main'] ?? join(__dirname, '..', '..', 'proxy-image', 'dist', 'main.js');
     const proxy = spawnProbed([main, '-config', configPath, '-kubeconfig', stack.kubeconfigPath], {
       env: { ...process.env, WORKSPACES_PROXY_LISTEN_HOST: '127.0.0.1' },
-      nodeOptions: [...node('proxy'), ...(opt['proxy-node-options']?.split(' ').filter(Boolean) ?? [])],
+      nodeOptions: [...imageNodeOptions, ...node('proxy'), ...(opt['proxy-node-options']?.split(' ').filter(Boolean) ?? [])],
     });
     if (process.env.BENCH_VERBOSE) proxy.child.stdout!.pipe(process.stderr);
     else proxy.child.stdout!.resume();
@@ -379,8 +381,8 @@ async function sshTargets(viaProxy: SshEndpoint, direct: SshEndpoint, remoteDir:
 
 async function discoveryTargets(main: string, auth: ProxyConfigInput['auth']): Promise<void> {
   log(`discovery: 10 and ${sizes.discovery} Services x 3 ports, 100 new Services/s`);
-  const small = await discoveryRun(main, auth, 10, 100, quick ? 2 : 5);
-  const big = await discoveryRun(main, auth, sizes.discovery, 100, quick ? 2 : 5);
+  const small = await discoveryRun(main, imageNodeOptions, auth, 10, 100, quick ? 2 : 5);
+  const big = await discoveryRun(main, imageNodeOptions, auth, sizes.discovery, 100, quick ? 2 : 5);
   const l10 = median([lookupCost(10), lookupCost(10), lookupCost(10)]);
   const l10k = median([lookupCost(sizes.discovery), lookupCost(sizes.discovery), lookupCost(sizes.discovery)]);
   tables.push({
