@@ -75,7 +75,7 @@ export async function discoveryRun(main: string, nodeOptions: string[], auth: Pr
         (async () => {
           while (performance.now() - at < 10_000) {
             if ((await get(`http://127.0.0.1:${httpPort}/`, host)) === 302) return void lags.push(performance.now() - at);
-            await sleep(5);
+            await sleep(20);
           }
           lags.push(Infinity);
         })(),
