@@ -69,7 +69,7 @@ export function toSvg(r: Report): string {
   const others = r.targets.filter((t) => !ratios.includes(t));
   const rowH = 34;
   const left = 360;
-  const width = 900;
+  const width = 1000;
   const plotW = width - left - 90;
   const top = 56;
   const height = top + ratios.length * rowH + 40 + others.length * 22 + 20;
@@ -98,7 +98,8 @@ export function toSvg(r: Report): string {
   });
   let y = top + ratios.length * rowH + 44;
   for (const t of others) {
-    parts.push(`<text x="12" y="${y}" fill="${t.pass ? '#2e9d4a' : '#d0342c'}">${t.pass ? '✔' : '✘'} ${esc(`${t.title}: ${t.measured} (${t.target})`)}</text>`);
+    const text = `${t.title}: ${t.measured} (${t.target})`;
+    parts.push(`<text x="12" y="${y}" fill="${t.pass ? '#2e9d4a' : '#d0342c'}">${t.pass ? '✔' : '✘'} ${esc(text.length > 140 ? `${text.slice(0, 139)}…` : text)}</text>`);
     y += 22;
   }
   parts.push('</svg>');

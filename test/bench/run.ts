@@ -7,12 +7,11 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { renderConfigYaml, type ProxyConfigInput } from '../../proxy-image/src/config';
 import { startStack } from '../support/proxy-stack';
 import { workspaceService } from '../support/kube-api-stand-in';
-import { browse, CookieJar } from '../support/http-harness';
+import { abortedDownload, browse, CookieJar } from '../support/http-harness';
 import { clientKit, startWorkspaceSshd } from '../support/sshd';
 import { testHostKey } from '../support/ssh-harness';
 import { pickPort } from '../support/ports';
@@ -403,21 +402,6 @@ async function discoveryTargets(main: string, auth: ProxyConfigInput['auth']): P
   });
 }
 
-/** One 1 MiB download through the proxy, cut after its first chunk. */
-function abortedDownload(s: Side): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: s.port, path: '/bytes?size=1048576', headers: s.headers, agent: false }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`));
-      res.once('data', () => {
-        req.destroy();
-        resolve();
-      });
-    });
-    req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
-    req.end();
-  });
-}
-
 /** After aborted downloads: backend connections back to the pool's size, throughput as before. */
 async function abortsTarget(proxied: Side, proxy: BenchProcess, backendPort: number): Promise<void> {
   log(`${sizes.aborts} aborted 1 MiB downloads`);
@@ -427,7 +411,7 @@ async function abortsTarget(proxied: Side, proxy: BenchProcess, backendPort: num
   const before = await load();
   const held = () => connectionsTo(proxy.pid, backendPort);
   const heldBefore = held();
-  for (let i = 0; i < sizes.aborts; i += 10) await Promise.all(Array.from({ length: Math.min(10, sizes.aborts - i) }, () => abortedDownload(proxied)));
+  for (let i = 0; i < sizes.aborts; i += 10) await Promise.all(Array.from({ length: Math.min(10, sizes.aborts - i) }, () => abortedDownload(proxied.port, '/bytes?size=1048576', proxied.headers)));
   await sleep(1000);
   const heldAfter = held();
   await settle([proxy.pid]);

@@ -4,9 +4,8 @@
 // flight and no more connections than it may hold, and it keeps serving; no timings are asserted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { Agent } from 'undici';
-import { startHarness, loginAs, send, type Harness } from '../support/http-harness';
+import { abortedDownload, startHarness, loginAs, send, type Harness } from '../support/http-harness';
 
 const POOL = 2;
 const ABORTS = 1000;
@@ -30,28 +29,13 @@ describe('HTTP proxy backend pool after aborted downloads', () => {
   });
   after(() => h.close());
 
-  /** A 1 MiB download through the proxy that the client cuts after its first chunk. */
-  const abortedDownload = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(
-        { host: '127.0.0.1', port: h.port, path: `/bytes?size=${MIB}`, headers: { host: `${h.hostA}:${h.port}`, cookie }, agent: false },
-        (res) => {
-          if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`));
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        },
-      );
-      req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
-      req.end();
-    });
+  const abortedOne = () => abortedDownload(h.port, `/bytes?size=${MIB}`, { host: `${h.hostA}:${h.port}`, cookie });
 
   /** Connections the workspace has open (all of them are the proxy's pool). */
   const backendConnections = () => new Promise<number>((resolve, reject) => h.workspace.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 
   test(`${ABORTS} aborted 1 MiB downloads: no request left in flight, connections within the pool, still serving`, { timeout: 120_000 }, async () => {
-    for (let i = 0; i < ABORTS; i += 10) await Promise.all(Array.from({ length: 10 }, abortedDownload));
+    for (let i = 0; i < ABORTS; i += 10) await Promise.all(Array.from({ length: 10 }, abortedOne));
 
     // Every aborted request has left the pool: none running, none waiting for a connection.
     const origin = `http://127.0.0.1:${h.workspace.port}`;

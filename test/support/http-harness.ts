@@ -191,3 +191,18 @@ export function rawExchange(port: number, text: string): Promise<string> {
     s.setTimeout(5000, () => s.destroy(new Error('server kept the connection open')));
   });
 }
+
+/** A download of `path` on 127.0.0.1:`port` that the client cuts after the first chunk (a browser navigating away). */
+export function abortedDownload(port: number, path: string, headers: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode} for ${path}`));
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+    req.end();
+  });
+}
