@@ -34,7 +34,7 @@ describe('HTTP proxy backend pool after aborted downloads', () => {
   /** Connections the workspace has open (all of them are the proxy's pool). */
   const backendConnections = () => new Promise<number>((resolve, reject) => h.workspace.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 
-  test(`${ABORTS} aborted 1 MiB downloads: no request left in flight, connections within the pool, still serving`, { timeout: 120_000 }, async () => {
+  test(`${ABORTS} aborted 1 MiB downloads: no request left in flight, connections within the pool, still serving`, { timeout: 240_000 }, async () => {
     for (let i = 0; i < ABORTS; i += 10) await Promise.all(Array.from({ length: 10 }, abortedOne));
 
     // Every aborted request has left the pool: none running, none waiting for a connection.
