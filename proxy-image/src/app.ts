@@ -2,7 +2,7 @@
 // gets its dependencies passed in; nothing here is global, so tests can start several proxies in one
 // process. Tests assemble the proxy here too, replacing only what cannot run as in production (the
 // directory, GitLab's address, the backend pool, the clock, the logger), so they test this wiring.
-import type { Agent } from 'node:http';
+import type { Dispatcher } from 'undici';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -32,7 +32,7 @@ export interface ProxyParts {
   directory?: WorkspaceDirectory & { stop?(): void };
   gitlab?: GitLabApi;
   /** Connection pool to workspaces. */
-  backendAgent?: Agent;
+  backendDispatcher?: Dispatcher;
   /** Clock in epoch ms for authorization and the connection registry. */
   now?: () => number;
   registry?: Registry;
@@ -83,7 +83,7 @@ export function assembleProxy(opts: AssembleOptions): AssembledProxy {
 
   const internal = createInternalServer({ ...deps, logger: logger.child({ module: 'internal' }) });
   const http = config.http.enabled
-    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendAgent: opts.backendAgent })
+    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendDispatcher: opts.backendDispatcher })
     : undefined;
   const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }), tuning: opts.sshTuning }) : undefined;
 

@@ -2,7 +2,7 @@
 // system, all threads, so it is insensitive to how busy the rest of the box is) and memory after GC
 // through the mem-probe preload.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -82,4 +82,35 @@ export function firstLine(child: ChildProcess): Promise<string> {
     child.stdout!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`child exited (${code}) before printing its port`)));
   });
+}
+
+/** This process's limit on open files (children inherit it). */
+export function openFilesLimit(): number {
+  const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m ? Number(m[1]) : Infinity;
+}
+
+/** TCP connections the process holds to 127.0.0.1:`remotePort`, by state name (ESTABLISHED, CLOSE_WAIT, …). */
+export function connectionsTo(pid: number, remotePort: number): Record<string, number> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const states: Record<string, string> = { '01': 'ESTABLISHED', '06': 'TIME_WAIT', '08': 'CLOSE_WAIT', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '09': 'LAST_ACK' };
+  const out: Record<string, number> = {};
+  const hexPort = remotePort.toString(16).toUpperCase().padStart(4, '0');
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9]!) || !f[2]!.endsWith(`:${hexPort}`)) continue;
+      const state = states[f[3]!] ?? f[3]!;
+      out[state] = (out[state] ?? 0) + 1;
+    }
+  }
+  return out;
 }

@@ -1,7 +1,8 @@
 // The HTTP side end to end without a browser: login flow, cookies, authorization, proxying, bad input.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { request } from 'node:http';
+import { Agent } from 'undici';
 import { WebSocket } from 'ws';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
@@ -361,9 +362,9 @@ describe('HTTP proxy', () => {
 
 describe('HTTP proxy backend pool', () => {
   let h: Harness;
-  const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+  const agent = new Agent({ connections: 2 });
   before(async () => {
-    h = await startHarness({ backendAgent: agent });
+    h = await startHarness({ backendDispatcher: agent });
   });
   after(() => h.close());
 

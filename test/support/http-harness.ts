@@ -2,7 +2,7 @@
 // small cookie-jar HTTP client that talks to `*.workspaces.test` hosts on loopback (no browser needed).
 import { connect } from 'node:net';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import type { Agent } from 'node:http';
+import type { Dispatcher } from 'undici';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfigObject, type ProxyConfig, type ProxyConfigInput } from '../../proxy-image/src/config';
@@ -40,7 +40,7 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendAgent?: Agent; logger?: Logger } = {},
+  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; logger?: Logger } = {},
 ): Promise<Harness> {
   const gitlab = await startGitLabStandIn();
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
@@ -74,7 +74,7 @@ export async function startHarness(
   const registry = new Registry();
   // The proxy as app.ts assembles it; only the directory (in memory), the backend pool and the logger differ.
   const assembled = assembleProxy({
-    config, logger, registry, directory: opts.directory ?? directory, backendAgent: opts.backendAgent,
+    config, logger, registry, directory: opts.directory ?? directory, backendDispatcher: opts.backendDispatcher,
   });
   const proxy = assembled.http!;
   await proxy.listen(port, '127.0.0.1');
@@ -185,5 +185,20 @@ export function rawExchange(port: number, text: string): Promise<string> {
     s.on('end', () => resolve(out));
     s.on('error', reject);
     s.setTimeout(5000, () => s.destroy(new Error('server kept the connection open')));
+  });
+}
+
+/** A download of `path` on 127.0.0.1:`port` that the client cuts after the first chunk (a browser navigating away). */
+export function abortedDownload(port: number, path: string, headers: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode} for ${path}`));
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+    req.end();
   });
 }

@@ -1,10 +1,11 @@
 // Headers per hop: what the workspace sees of a request (hop-by-hop headers dropped, the proxy's cookies
 // stripped, X-Forwarded-* set), and how the answer's connection handling is rewritten for the browser.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { stripProxyCookies, type CookieNames } from '../auth/cookies';
 
 /** Longer than common load balancer idle timeouts, so they close first. */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const KEEP_ALIVE_HEADER = `timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`;
 
 /**
  * Headers for one hop only (RFC 9110 §7.6.1), plus the client's proxy credentials, which are meant for a
@@ -55,11 +56,11 @@ export function prepareRequestHeaders(req: IncomingMessage, opts: ForwardingOpti
  * Connection) are not the browser's. The browser's own `Connection: close`, or a draining shutdown,
  * closes its connection after this response.
  */
-export function prepareResponseHeaders(proxyRes: IncomingMessage, res: ServerResponse, stopping: boolean): void {
-  for (const name of connectionTokens(proxyRes.headers.connection)) delete proxyRes.headers[name];
-  delete proxyRes.headers['proxy-connection'];
+export function prepareResponseHeaders(headers: OutgoingHttpHeaders, res: ServerResponse, stopping: boolean): void {
+  for (const name of connectionTokens(headers.connection as string | string[] | undefined)) delete headers[name];
+  delete headers['proxy-connection'];
   const keepAlive = res.shouldKeepAlive && !stopping;
-  proxyRes.headers.connection = keepAlive ? 'keep-alive' : 'close';
-  if (keepAlive) proxyRes.headers['keep-alive'] = `timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`;
-  else delete proxyRes.headers['keep-alive'];
+  headers.connection = keepAlive ? 'keep-alive' : 'close';
+  if (keepAlive) headers['keep-alive'] = KEEP_ALIVE_HEADER;
+  else delete headers['keep-alive'];
 }

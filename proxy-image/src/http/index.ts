@@ -4,12 +4,12 @@
 //   reserved paths → browser session → ownership (auth/) → forward to the workspace.
 // `onRequest` and `onUpgrade` only carry the decision out, as an HTTP answer or on the upgrading socket.
 // Headers per hop are headers.ts's, answers and their statuses pages.ts's.
-import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createProxyServer } from 'http-proxy-3';
+import type { Dispatcher } from 'undici';
 import type { ProxyConfig } from '../config';
 import type { Route, WorkspaceDirectory } from '../discovery/types';
 import type { Auth } from '../auth';
@@ -20,6 +20,7 @@ import { createInternalHandler } from '../observability/internal-server';
 import { createHttpMetrics } from './metrics';
 import { hostOf, isInternalHost, toOriginForm, type ParsedHost } from './host';
 import { KEEP_ALIVE_TIMEOUT_MS, prepareRequestHeaders, prepareResponseHeaders } from './headers';
+import { createForwarder, type ForwardOptions } from './forward';
 import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { answers, rejectUpgradeWith, sendAnswer, sendText, type Answer } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
@@ -36,8 +37,8 @@ export interface HttpProxyDeps {
   connections: ConnectionRegistry;
   registry: Registry;
   logger: Logger;
-  /** Connection pool to workspaces (default: keep-alive, LIFO). Tests pass a small one to catch leaks. */
-  backendAgent?: Agent;
+  /** Connection pool to workspaces (default: an undici Agent, keep-alive). Tests pass a small one to catch leaks. */
+  backendDispatcher?: Dispatcher;
   /** How long connecting to a workspace may take before the answer is 502 (default 10 s). */
   connectTimeoutMs?: number;
   /** Largest WebSocket message relayed (default 100 MiB, as `ws`). */
@@ -87,7 +88,6 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   });
   const internal = createInternalHandler({ config, directory, registry: deps.registry, logger });
   const connectTimeoutMs = deps.connectTimeoutMs ?? 10_000;
-  const agent = deps.backendAgent ?? new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   const relays = createWebSocketRelayFactory();
   const openRelays = new Set<Relay>();
   /** Upgrades still being authorized or connected: cut on shutdown so they cannot hold it up. */
@@ -107,27 +107,22 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     );
   }
 
-  const proxy = createProxyServer({
-    agent,
-    xfwd: false, // forwarding headers are set below, from the config's protocol rather than the socket
-    connectTimeout: connectTimeoutMs,
-    proxyTimeout: 0, // no idle limit: SSE and long polls may be silent for minutes
-  });
-  proxy.on('proxyRes', (proxyRes, req, res) => {
-    prepareResponseHeaders(proxyRes, res, stopping);
-    // A workspace that dies mid-response must not leave the browser waiting for the rest forever:
-    // http-proxy-3 does not propagate the backend's abort, so the client connection is cut too.
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
-    // A refreshed session cookie rides on the workspace's own response.
-    const extra = (req as Tagged)[SET_COOKIE];
-    if (extra) proxyRes.headers['set-cookie'] = [...(proxyRes.headers['set-cookie'] ?? []), extra];
-  });
-  proxy.on('error', (err, req, res) => {
-    if ('writeHead' in res) sendBackendError(res, err, (req as Tagged)[SET_COOKIE]);
-    else res.destroy();
-  });
+  const forwarder = createForwarder({ connectTimeoutMs, dispatcher: deps.backendDispatcher });
+  /** One set of hooks for every forwarded request (no per-request closures on the hot path). */
+  const forwarding: ForwardOptions = {
+    onResponseHeaders(headers, res) {
+      prepareResponseHeaders(headers, res, stopping);
+      // A refreshed session cookie rides on the workspace's own response.
+      const extra = (res.req as Tagged)[SET_COOKIE];
+      if (extra) {
+        const prior = headers['set-cookie'];
+        headers['set-cookie'] = [...(prior === undefined ? [] : Array.isArray(prior) ? prior : [String(prior)]), extra];
+      }
+    },
+    onError(err, res) {
+      sendBackendError(res, err, (res.req as Tagged)[SET_COOKIE]);
+    },
+  };
 
   /** `renewed`: a refreshed session cookie, kept even on error pages (GitLab has already rotated the old refresh token). */
   function sendBackendError(res: ServerResponse, err: Error, renewed?: string): void {
@@ -206,7 +201,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       case 'forward':
         if (d.renewed) (req as Tagged)[SET_COOKIE] = d.renewed;
         prepareRequestHeaders(req, { protocol: config.auth.protocol, names });
-        proxy.web(req, res, { target: { protocol: 'http:', host: d.route.target.host, port: d.route.target.port } });
+        forwarder.forward(req, res, d.route.target, forwarding);
     }
   }
 
@@ -341,8 +336,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       for (const socket of pendingUpgrades) socket.destroy();
       for (const relay of openRelays) relay.terminate();
       relays.close();
-      proxy.close?.();
-      agent.destroy();
+      await forwarder.destroy();
       await closed;
     },
   };

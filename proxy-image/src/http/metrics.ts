@@ -42,10 +42,11 @@ export function createHttpMetrics(registry: Registry): HttpMetrics {
     help: 'Open proxied WebSocket connections',
     registers: [registry],
   });
-  const classes = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+  // Children resolved once: labelled inc() hashes its label object on every call, on every request.
+  const byClass = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((code) => requests.labels({ code }));
   return {
     request(status, seconds) {
-      requests.inc({ code: classes[Math.floor(status / 100) - 1] ?? 'other' });
+      (byClass[Math.floor(status / 100) - 1] ?? requests.labels({ code: 'other' })).inc();
       latency.observe(seconds);
     },
     login(outcome) {
