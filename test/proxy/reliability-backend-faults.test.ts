@@ -1,6 +1,6 @@
 // Backend faults (issue 13): workspaces that reset connections, answer late (headers late; a body that
-// stalls), or send something that is not HTTP. The browser gets a readable 502 or 504 page from the
-// catalogue (http/pages.ts), a started stream is never cut for being silent (SSE, long polls), an upload
+// stalls), or send something that is not HTTP. The browser gets a readable 502 page from the catalogue
+// (http/pages.ts; "not reachable", or "did not answer" when the headers are late), a started stream is never cut for being silent (SSE, long polls), an upload
 // slower than the headers timeout still goes through, and another workspace served at the same time is
 // unaffected. The response-headers timeout is shortened to 1 s here (production: BACKEND_HEADERS_TIMEOUT_MS).
 import { after, before, describe, test } from 'node:test';
@@ -32,7 +32,7 @@ function assertPage(r: Reply, a: { status: number; title: string }): void {
   assert.ok(r.body.includes(`<h1>${a.title}</h1>`), r.body);
 }
 
-describe('workspaces that fail: readable 502/504 pages, others unaffected', () => {
+describe('workspaces that fail: readable 502 pages, others unaffected', () => {
   let h: Harness;
   const backends: { server: Server | HttpServer; sockets?: Set<Socket> }[] = [];
   /** Stalled responses of the slow backend, released at the end. */
@@ -104,7 +104,7 @@ describe('workspaces that fail: readable 502/504 pages, others unaffected', () =
     assert.equal((await get(h.hostA, cookieA, '/echo-request')).status, 200);
   });
 
-  test('response headers later than the timeout: 504 page; another workspace is served meanwhile', async () => {
+  test('response headers later than the timeout: 502 "did not answer" page; another workspace is served meanwhile', async () => {
     const late = get(hosts.slow, cookies.slow!, '/never');
     let lateDone = false;
     void late.then(() => (lateDone = true));

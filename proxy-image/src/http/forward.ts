@@ -26,10 +26,11 @@ export interface Forwarder {
 
 /**
  * How long a workspace may take to send its response headers once the request is sent, before the browser
- * gets a 504 page. A hung dev server otherwise leaves the tab spinning for good. Two minutes is longer than
- * long polls hold a request (typically 25-60 s, the idle limit of common load balancers) and than a slow
- * first compile of a dev server; a stream that has started (SSE, downloads, a long poll's answer) has no
- * limit at all, since the body may be silent for minutes.
+ * gets a 502 "did not answer" page; a hung dev server otherwise leaves the tab spinning for good. Two
+ * minutes is longer than long polls hold a request (typically 25-60 s, the idle limit of common load
+ * balancers) and than a slow first compile of a dev server. A stream that has started (SSE, downloads, a
+ * long poll's answer) has no limit at all, since its body may be silent for minutes; nor has an upload
+ * (undici starts counting once the request body is sent).
  */
 export const BACKEND_HEADERS_TIMEOUT_MS = 120_000;
 

@@ -41,7 +41,7 @@ export interface HttpProxyDeps {
   backendDispatcher?: Dispatcher;
   /** How long connecting to a workspace may take before the answer is 502 (default 10 s). */
   connectTimeoutMs?: number;
-  /** How long a workspace may take to send response headers before the answer is 504 (default forward.ts's). */
+  /** How long a workspace may take to send response headers before the answer is 502 "did not answer" (default forward.ts's). */
   backendHeadersTimeoutMs?: number;
   /** Largest WebSocket message relayed (default 100 MiB, as `ws`). */
   maxWebSocketMessageBytes?: number;
