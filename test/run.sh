@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`): installs the system tools the tests drive for real (Chromium,
 # OpenSSH server and clients) when they are missing, then lints, type-checks, builds and runs every test
-# file with Node's test runner. A tool that cannot be installed is a failure, never a skip.
+# file with Node's test runner, then the soak (`npm run soak`: mixed load through two replicas, RSS and
+# descriptor curve). A tool that cannot be installed is a failure, never a skip.
 #
-# Time limits, so a hang fails the run with a message instead of eating the CI budget:
+# Time limits, so a hang fails the run with a message instead of eating the CI budget (CI: 90 minutes;
+# the test files take about 8 minutes on an idle machine, the soak SOAK_MINUTES plus about one):
 #   TEST_FILE_TIMEOUT_MS  one test file (and each test in it) may run this long (default 300000 = 5 min;
 #                         the slowest file takes about 1 min on a loaded 2-core machine)
 #   TEST_RUN_TIMEOUT      the whole test-runner step (default 40m, a `timeout` duration)
+#   SOAK_MINUTES          length of the soak (default 10; 0 skips it, e.g. while iterating locally)
 # Extra arguments go to `node --test` (e.g. `npm test -- --test-name-pattern=ssh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,3 +84,19 @@ if [ "$status" = 124 ] || [ "$status" = 137 ]; then
 fi
 [ "$status" = 0 ] || fail "node --test exited with status $status (failures are listed above under 'failing tests')"
 echo "test: all test files passed"
+
+# The soak fails on any error, on RSS still growing (last minute above 1.5 × minute 3) or on descriptors
+# not back to idle once its clients are closed; it prints the curve once a minute.
+soak_minutes=${SOAK_MINUTES:-10}
+if [ "$soak_minutes" = 0 ]; then
+  echo "test: soak skipped (SOAK_MINUTES=0)"
+else
+  echo "test: soak: $soak_minutes min of mixed HTTP/WebSocket/SSH load through two replicas (npm run soak)"
+  status=0
+  timeout --kill-after=30s "$((soak_minutes + 5))m" npm run --silent soak -- --minutes "$soak_minutes" || status=$?
+  if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+    fail "the soak did not finish within $((soak_minutes + 5)) minutes and was stopped"
+  fi
+  [ "$status" = 0 ] || fail "the soak failed (the 'soak: FAILED' lines above say why)"
+  echo "test: soak passed"
+fi

@@ -33,6 +33,8 @@ export interface ProxyParts {
   gitlab?: GitLabApi;
   /** Connection pool to workspaces. */
   backendDispatcher?: Dispatcher;
+  /** Response-headers timeout to workspaces (default http/forward.ts's; tests shorten it). */
+  backendHeadersTimeoutMs?: number;
   /** Clock in epoch ms for authorization and the connection registry. */
   now?: () => number;
   registry?: Registry;
@@ -83,7 +85,7 @@ export function assembleProxy(opts: AssembleOptions): AssembledProxy {
 
   const internal = createInternalServer({ ...deps, logger: logger.child({ module: 'internal' }) });
   const http = config.http.enabled
-    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendDispatcher: opts.backendDispatcher })
+    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendDispatcher: opts.backendDispatcher, backendHeadersTimeoutMs: opts.backendHeadersTimeoutMs })
     : undefined;
   const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }), tuning: opts.sshTuning }) : undefined;
 

@@ -126,9 +126,9 @@ describe('the proxy process trusts GitLab\'s internal CA through NODE_EXTRA_CA_C
     assert.ok(gitlab.count('graphql') >= 1, 'ownership was checked at /api/graphql (HTTPS)');
   });
 
-  it('without it: TLS verification refuses GitLab, no token is exchanged and nobody gets in', async () => {
+  it('without it: TLS verification refuses GitLab, no token is exchanged, nobody gets in, and the log says why', async () => {
     // The same setup as above but for the variable, so the variable alone makes the difference.
-    const { port } = await start({});
+    const { port, proxy } = await start({});
     gitlab.resetCounts();
     const hops = await browse(`http://${host}:${port}/`, port, ca.caPem);
     const last = hops.at(-1);
@@ -136,5 +136,11 @@ describe('the proxy process trusts GitLab\'s internal CA through NODE_EXTRA_CA_C
     assert.ok((last?.status ?? 0) >= 500, `a server error page, got ${last?.status}`);
     assert.equal(gitlab.count('token'), 0);
     assert.equal(gitlab.count('graphql'), 0);
+    // The operator reads the reason (the certificate is not trusted, and what to do) on the warning lines.
+    const line = await proxy.waitForLog((l) => l.msg === 'cannot start login: GitLab unavailable', 10_000);
+    const why = String(line.err);
+    assert.match(why, /self-signed certificate in certificate chain \(SELF_SIGNED_CERT_IN_CHAIN\)/);
+    assert.match(why, /GitLab's TLS certificate is not trusted: give the proxy its CA \(NODE_EXTRA_CA_CERTS/);
+    assert.ok(!proxy.stdout().includes(testSecrets.clientSecret), 'no secret in the logs');
   });
 });

@@ -100,5 +100,8 @@ test('refresh failures are classified: refusals vs outages', () => {
   assert.equal(isRefreshRejection(Object.assign(new Error('x'), { error: 'invalid_grant', status: 400 })), true);
   assert.equal(isRefreshRejection(Object.assign(new Error('x'), { error: 'server_error', status: 503 })), false);
   assert.equal(isRefreshRejection(new TypeError('fetch failed')), false);
+  // openid-client's own timeout (GitLab hanging) and abort: outages, not refusals.
+  assert.equal(isRefreshRejection(Object.assign(new Error('operation timed out'), { code: 'OAUTH_TIMEOUT' })), false);
+  assert.equal(isRefreshRejection(Object.assign(new Error('operation aborted'), { code: 'OAUTH_ABORT' })), false);
   assert.equal(isRefreshRejection(undefined), false);
 });

@@ -8,7 +8,8 @@
 //   gitlab.setWorkspaceOwner(42, alice);                        // GraphQL: alice owns workspace 42
 //   const pat = gitlab.createPersonalAccessToken(alice);        // SSH password / PRIVATE-TOKEN
 //   const { accessToken, refreshToken } = gitlab.issueAccessToken(alice); // as if from OAuth
-//   gitlab.revokeToken(pat);  gitlab.failWith(503);  gitlab.failWith(null);  gitlab.setResponseDelay(2000);
+//   gitlab.revokeToken(pat);  gitlab.failWith(503);  gitlab.failWith('hang');  gitlab.failWith('reset');
+//   gitlab.failWith(null);  gitlab.setResponseDelay(2000);
 //   await gitlab.stop(); await gitlab.start();                  // unreachable, then back on the SAME port
 //   gitlab.count('graphql');                                    // calls per endpoint (see EndpointName)
 //   await gitlab.close();
@@ -110,6 +111,9 @@ export type EndpointName =
   | 'discovery' | 'jwks' | 'authorize' | 'sign_in' | 'token' | 'userinfo' | 'revoke'
   | 'graphql' | 'user' | 'applications' | 'user_keys' | 'project_access_tokens' | 'projects' | 'other';
 
+/** How the stand-in fails every request while told to (see failWith). */
+export type GitLabFault = number | 'hang' | 'reset';
+
 export interface GitLabStandInOptions {
   /** Fixed port (for `npm run demo`); default 0 = any free port. Always binds 127.0.0.1. */
   port?: number;
@@ -165,8 +169,13 @@ export interface GitLabStandIn {
   setAccessTokenLifetime(seconds: number): void;
   /** /oauth/authorize signs this user in without a form (null: show the login form again). */
   autoLoginAs(user: GitLabUser | null): void;
-  /** Every later request except discovery/JWKS gets this status (e.g. 502, 503); null to stop. */
-  failWith(status: number | null): void;
+  /**
+   * Every later request except discovery/JWKS fails this way; null to stop. A status (e.g. 502, 503) is
+   * answered as a small HTML error page; 'hang' never answers (the connection stays open until the caller
+   * gives up); 'reset' resets the connection (TCP RST) once the request is in. `discovery: true` fails the
+   * OpenID discovery and JWKS too (a proxy that has not loaded them yet).
+   */
+  failWith(fault: GitLabFault | null, opts?: { discovery?: boolean }): void;
   /** Every later request except discovery/JWKS waits this long before being answered (timeouts). */
   setResponseDelay(ms: number): void;
   /** Calls per endpoint since start or resetCounts(), counted even when failed or delayed. */
@@ -338,7 +347,8 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   let nextProjectId = 1;
   let nextProjectTokenId = 1;
   let nextAppId = 1;
-  let failStatus: number | null = null;
+  let fault: GitLabFault | null = null;
+  let faultDiscovery = false;
   let delayMs = 0;
   let autoLoginUser: GitLabUser | null = null;
   let url = '';
@@ -1095,7 +1105,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
         return;
       }
     }
-    const injectable = endpoint !== 'discovery' && endpoint !== 'jwks';
+    const injectable = faultDiscovery || (endpoint !== 'discovery' && endpoint !== 'jwks');
     if (injectable && delayMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delayMs);
@@ -1106,8 +1116,13 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       });
       if (res.destroyed || res.writableEnded) return;
     }
-    if (injectable && failStatus !== null) {
-      html(res, failStatus, `${failStatus} injected failure`, '<p>GitLab stand-in told to fail.</p>');
+    if (injectable && fault === 'hang') return; // no answer; stop()/close() destroy the socket
+    if (injectable && fault === 'reset') {
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (injectable && typeof fault === 'number') {
+      html(res, fault, `${fault} injected failure`, '<p>GitLab stand-in told to fail.</p>');
       return;
     }
     const m = req.method ?? 'GET';
@@ -1251,8 +1266,9 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     autoLoginAs(user) {
       autoLoginUser = user;
     },
-    failWith(status) {
-      failStatus = status;
+    failWith(f, o = {}) {
+      fault = f;
+      faultDiscovery = f !== null && o.discovery === true;
     },
     setResponseDelay(ms) {
       delayMs = ms;

@@ -40,7 +40,10 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; logger?: Logger } = {},
+  opts: {
+    auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; backendHeadersTimeoutMs?: number;
+    logger?: Logger;
+  } = {},
 ): Promise<Harness> {
   const gitlab = await startGitLabStandIn();
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
@@ -75,6 +78,7 @@ export async function startHarness(
   // The proxy as app.ts assembles it; only the directory (in memory), the backend pool and the logger differ.
   const assembled = assembleProxy({
     config, logger, registry, directory: opts.directory ?? directory, backendDispatcher: opts.backendDispatcher,
+    backendHeadersTimeoutMs: opts.backendHeadersTimeoutMs,
   });
   const proxy = assembled.http!;
   await proxy.listen(port, '127.0.0.1');

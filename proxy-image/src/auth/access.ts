@@ -62,6 +62,15 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
     async decide(s) {
       const holder = holderFor(s);
       const t = now();
+      const allowNow = (): AccessDecision => ({ kind: 'allow', session: s, renewed: false });
+      // An outage already seen for this session, within the grace: the request does not wait for GitLab.
+      // Otherwise every request of a busy page would sit out the call's timeout (10 s) while GitLab hangs.
+      // One call at a time still goes to GitLab (ownership.ts shares it); its answer ends the outage.
+      const cred = holder.current;
+      if (opts.ownership.failing(cred, s.w) && withinGrace(opts.ownership.confirmedAt(cred, s.w), t, opts.reauthorizeIntervalSeconds)) {
+        void opts.ownership.check(cred, s.w, reuse);
+        return allowNow();
+      }
       const c = await confirmOwnership(opts.ownership, holder, s.w, { reuse, refreshMarginMs: REQUEST_REFRESH_EARLY_MS, now: t });
       const allow = (): AccessDecision => ({ kind: 'allow', session: withCredential(s, holder.current), renewed: holder.renewed });
       switch (c.outcome) {

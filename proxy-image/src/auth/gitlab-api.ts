@@ -1,5 +1,7 @@
 // GitLab's answer to "does the holder of this token own workspace N?" via GraphQL (docs/contract.md §4, §5).
 import type { Logger } from 'pino';
+import { errorReason } from './error-reason';
+import { GITLAB_TIMEOUT_MS } from './policy';
 
 export type OwnershipResult =
   | { kind: 'owner'; userId: string }
@@ -33,7 +35,7 @@ interface GraphQLResponse {
 
 export function createGitLabApi(opts: GitLabApiOptions): GitLabApi {
   const endpoint = new URL('/api/graphql', opts.baseUrl).toString();
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? GITLAB_TIMEOUT_MS;
 
   async function call(token: string, workspaceId: string): Promise<OwnershipResult> {
     if (!/^\d+$/.test(workspaceId)) return { kind: 'not_owner', userId: '' };
@@ -46,7 +48,7 @@ export function createGitLabApi(opts: GitLabApiOptions): GitLabApi {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      return { kind: 'unavailable', error: (err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message };
+      return { kind: 'unavailable', error: errorReason(err) };
     }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();

@@ -6,6 +6,8 @@
 //   - the owner's SSH keys: `GET /api/v4/users/:id/keys` (paginated, expired keys included).
 // The token lives in this closure only: it is never returned, logged or put in an error message.
 import type { Logger } from 'pino';
+import { errorReason } from './error-reason';
+import { GITLAB_TIMEOUT_MS } from './policy';
 
 export interface GitLabSshKey {
   /** `<type> <base64 blob>` (GitLab appends "<name> (<host>)" in place of the comment; dropped here). */
@@ -55,7 +57,7 @@ const ownerQuery = `query workspaceOwner($id: RemoteDevelopmentWorkspaceID!) {
 const MAX_PAGES = 10;
 
 export function createGitLabKeysApi(opts: GitLabKeysApiOptions): GitLabKeysApi {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? GITLAB_TIMEOUT_MS;
   const graphqlUrl = new URL('/api/graphql', opts.baseUrl).toString();
   const headers = { authorization: `Bearer ${opts.serviceToken}`, accept: 'application/json' };
   let warnedRejected = false;
@@ -64,7 +66,7 @@ export function createGitLabKeysApi(opts: GitLabKeysApiOptions): GitLabKeysApi {
     try {
       return await fetch(url, { ...init, headers: { ...headers, ...(init.headers as Record<string, string>) }, signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
-      return { error: (err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message };
+      return { error: errorReason(err) };
     }
   }
 

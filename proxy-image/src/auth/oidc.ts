@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import type * as OpenId from 'openid-client';
 import type { ProxyConfig } from '../config';
 import type { TokenRefresher, Tokens } from './credential';
+import { errorReason } from './error-reason';
+import { GITLAB_TIMEOUT_MS } from './policy';
 
 // openid-client 6 is ESM-only; Node >= 20.19 loads it with require().
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -41,11 +43,18 @@ export interface Oidc extends TokenRefresher {
 export interface OidcOptions {
   config: ProxyConfig;
   logger: Logger;
-  /** Seconds for each request to GitLab (default 10). */
+  /** Seconds for each request to GitLab (default GITLAB_TIMEOUT_MS). */
   timeoutSeconds?: number;
 }
 
 const RETRY_AFTER_FAILURE_MS = 3_000;
+
+/**
+ * openid-client's codes that say nothing about the user: GitLab answered a status it should not (5xx), or
+ * did not answer in time (its timeout becomes OAUTH_TIMEOUT). Read as refusals, a hanging token endpoint
+ * ended logins with "GitLab refused the sign-in" and refreshes as if the refresh token were revoked.
+ */
+const TRANSPORT_CODES = new Set(['OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_TIMEOUT', 'OAUTH_ABORT']);
 
 /**
  * The one place openid-client's errors are read. Answers from GitLab (OAuth error bodies, failed ID
@@ -58,8 +67,9 @@ export function classifyOidcError(err: unknown): OidcError {
     return new OidcError('rejected', `${err.error}`);
   }
   const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; status?: unknown; error?: unknown; message?: unknown };
-  const message = typeof e.message === 'string' ? e.message : String(err);
-  if (typeof e.code === 'string' && e.code.startsWith('OAUTH_') && e.code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+  // With the transport's reason (timeout, reset, untrusted certificate), which the log line needs.
+  const message = errorReason(err);
+  if (typeof e.code === 'string' && e.code.startsWith('OAUTH_') && !TRANSPORT_CODES.has(e.code)) {
     return new OidcError('rejected', e.code);
   }
   if (typeof e.status === 'number') return new OidcError(e.status >= 400 && e.status < 500 ? 'rejected' : 'unavailable', message);
@@ -78,17 +88,19 @@ export function createOidc(opts: OidcOptions): Oidc {
   const insecure = issuer.protocol === 'http:';
   let current: Promise<OpenId.Configuration> | undefined;
   let failedAt = 0;
+  let failedWhy = '';
 
   function configuration(): Promise<OpenId.Configuration> {
     if (current) return current;
     if (Date.now() - failedAt < RETRY_AFTER_FAILURE_MS) {
-      return Promise.reject(new OidcError('unavailable', 'GitLab OpenID discovery failed recently'));
+      return Promise.reject(new OidcError('unavailable', `GitLab OpenID discovery failed recently: ${failedWhy}`));
     }
     const attempt = client
       .discovery(issuer, config.auth.client_id, { client_secret: config.auth.client_secret }, undefined, {
         // Only for local http GitLabs (tests, demo): production GitLab is https and keeps every check.
         execute: insecure ? [client.allowInsecureRequests] : [],
-        timeout: opts.timeoutSeconds ?? 10,
+        // Kept by openid-client for every later request of this configuration (token, JWKS), not only discovery.
+        timeout: opts.timeoutSeconds ?? GITLAB_TIMEOUT_MS / 1000,
       })
       .then((cfg) => {
         logger.info({ issuer: cfg.serverMetadata().issuer }, 'GitLab OpenID configuration loaded');
@@ -97,8 +109,9 @@ export function createOidc(opts: OidcOptions): Oidc {
       .catch((err: unknown) => {
         current = undefined;
         failedAt = Date.now();
-        logger.warn({ err: (err as Error).message }, 'GitLab OpenID discovery failed; will retry on next login');
-        throw new OidcError('unavailable', 'GitLab OpenID discovery failed');
+        failedWhy = errorReason(err);
+        logger.warn({ err: failedWhy }, 'GitLab OpenID discovery failed; will retry on next login');
+        throw new OidcError('unavailable', `GitLab OpenID discovery failed: ${failedWhy}`);
       });
     current = attempt;
     return attempt;

@@ -25,6 +25,8 @@ export interface OwnershipCheck {
   remember(c: Credential, workspaceId: string, result: OwnershipResult): void;
   /** When GitLab last confirmed that this credential owns the workspace, while its latest answer still says so (epoch ms; 0 otherwise). */
   confirmedAt(c: Credential, workspaceId: string): number;
+  /** True when the latest call for this credential and workspace found GitLab unavailable (an outage in progress). */
+  failing(c: Credential, workspaceId: string): boolean;
   /** Identity of a credential for maps (keyed fingerprint: the secret itself is never a key). */
   keyOf(c: Credential): string;
 }
@@ -44,6 +46,8 @@ interface Entry {
   answeredAt: number;
   /** Last time GitLab confirmed ownership (for the outage grace); 0 if never. */
   confirmedAt: number;
+  /** The latest call since this answer found GitLab unavailable. */
+  failing?: boolean;
 }
 
 const MAX_ENTRIES = 20_000;
@@ -91,7 +95,12 @@ export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
       entries.delete(k);
       return;
     }
-    if (result.kind === 'unavailable') return; // not a verdict: what was known stays known
+    if (result.kind === 'unavailable') {
+      // Not a verdict: what was known stays known, marked as in an outage.
+      const known = entries.get(k);
+      if (known) known.failing = true;
+      return;
+    }
     const t = now();
     const previous = entries.get(k);
     entries.delete(k);
@@ -133,6 +142,9 @@ export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
     confirmedAt(c, workspaceId) {
       const e = entries.get(entryKey(c, workspaceId));
       return e?.result.kind === 'owner' ? e.confirmedAt : 0;
+    },
+    failing(c, workspaceId) {
+      return entries.get(entryKey(c, workspaceId))?.failing === true;
     },
     keyOf,
   };

@@ -5,8 +5,15 @@
 /** Intervals a credential may go without a GitLab confirmation (unreachable or 5xx) before access ends. */
 export const GRACE_INTERVALS = 3;
 
+/**
+ * Upper bound of every call to GitLab (OpenID discovery, code exchange, JWKS, GraphQL, SSH key lookups): a
+ * GitLab that hangs costs a login or a check this long, then the user gets a "GitLab is not reachable" page
+ * or the outage grace applies. Long enough for a slow GitLab under load, short enough for a person to wait.
+ */
+export const GITLAB_TIMEOUT_MS = 10_000;
+
 /** Upper bound of one token refresh: GitLab's token endpoint hanging must not stall a check forever. */
-export const REFRESH_TIMEOUT_MS = 10_000;
+export const REFRESH_TIMEOUT_MS = GITLAB_TIMEOUT_MS;
 
 /** A "not the owner" answer is reused this long at most (a user just given the workspace waits no longer). */
 export const NOT_OWNER_REUSE_MS = 5_000;

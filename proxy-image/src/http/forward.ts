@@ -25,11 +25,31 @@ export interface Forwarder {
 }
 
 /**
- * `dispatcher`: the pool of backend connections (default: keep-alive, no request or body timeout, since SSE
- * and long polls may be silent for minutes; connecting may take `connectTimeoutMs`).
+ * How long a workspace may take to send its response headers once the request is sent, before the browser
+ * gets a 502 "did not answer" page; a hung dev server otherwise leaves the tab spinning for good. Two
+ * minutes is longer than long polls hold a request (typically 25-60 s, the idle limit of common load
+ * balancers) and than a slow first compile of a dev server. A stream that has started (SSE, downloads, a
+ * long poll's answer) has no limit at all, since its body may be silent for minutes; nor has an upload
+ * (undici starts counting once the request body is sent).
  */
-export function createForwarder(o: { connectTimeoutMs: number; dispatcher?: Dispatcher }): Forwarder {
-  const dispatcher = o.dispatcher ?? new Agent({ connect: { timeout: o.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 60_000 });
+export const BACKEND_HEADERS_TIMEOUT_MS = 120_000;
+
+/** True for the error undici reports when the response headers did not come in time. */
+export function isHeadersTimeout(err: Error): boolean {
+  return (err as NodeJS.ErrnoException).code === 'UND_ERR_HEADERS_TIMEOUT';
+}
+
+/**
+ * `dispatcher`: the pool of backend connections (default: keep-alive, headers within `headersTimeoutMs`
+ * (default BACKEND_HEADERS_TIMEOUT_MS), no body timeout; connecting may take `connectTimeoutMs`).
+ */
+export function createForwarder(o: { connectTimeoutMs: number; headersTimeoutMs?: number; dispatcher?: Dispatcher }): Forwarder {
+  const dispatcher = o.dispatcher ?? new Agent({
+    connect: { timeout: o.connectTimeoutMs },
+    headersTimeout: o.headersTimeoutMs ?? BACKEND_HEADERS_TIMEOUT_MS,
+    bodyTimeout: 0,
+    keepAliveTimeout: 60_000,
+  });
 
   function forward(req: IncomingMessage, res: ServerResponse, target: { host: string; port: number }, opts: ForwardOptions): void {
     const headers = req.headers;

@@ -20,7 +20,7 @@ import { createInternalHandler } from '../observability/internal-server';
 import { createHttpMetrics } from './metrics';
 import { hostOf, isInternalHost, toOriginForm, type ParsedHost } from './host';
 import { KEEP_ALIVE_TIMEOUT_MS, prepareRequestHeaders, prepareResponseHeaders } from './headers';
-import { createForwarder, type ForwardOptions } from './forward';
+import { createForwarder, isHeadersTimeout, type ForwardOptions } from './forward';
 import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { answers, rejectUpgradeWith, sendAnswer, sendText, type Answer } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
@@ -41,6 +41,8 @@ export interface HttpProxyDeps {
   backendDispatcher?: Dispatcher;
   /** How long connecting to a workspace may take before the answer is 502 (default 10 s). */
   connectTimeoutMs?: number;
+  /** How long a workspace may take to send response headers before the answer is 502 "did not answer" (default forward.ts's). */
+  backendHeadersTimeoutMs?: number;
   /** Largest WebSocket message relayed (default 100 MiB, as `ws`). */
   maxWebSocketMessageBytes?: number;
 }
@@ -107,7 +109,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     );
   }
 
-  const forwarder = createForwarder({ connectTimeoutMs, dispatcher: deps.backendDispatcher });
+  const forwarder = createForwarder({ connectTimeoutMs, headersTimeoutMs: deps.backendHeadersTimeoutMs, dispatcher: deps.backendDispatcher });
   /** One set of hooks for every forwarded request (no per-request closures on the hot path). */
   const forwarding: ForwardOptions = {
     onResponseHeaders(headers, res) {
@@ -126,8 +128,10 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
 
   /** `renewed`: a refreshed session cookie, kept even on error pages (GitLab has already rotated the old refresh token). */
   function sendBackendError(res: ServerResponse, err: Error, renewed?: string): void {
-    logger.info({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'workspace backend not reachable');
-    sendAnswer(res, answers.workspaceUnreachable, renewed ? { 'set-cookie': renewed } : {});
+    const timedOut = isHeadersTimeout(err);
+    logger.info({ err: err.message, code: (err as NodeJS.ErrnoException).code },
+      timedOut ? 'workspace backend did not answer in time' : 'workspace backend not reachable');
+    sendAnswer(res, timedOut ? answers.workspaceTimeout : answers.workspaceUnreachable, renewed ? { 'set-cookie': renewed } : {});
   }
 
   const answer = (a: Answer, headers?: Record<string, string | string[]>): Decision => ({ kind: 'answer', answer: a, headers });

@@ -107,6 +107,12 @@ export const answers = {
     status: 502, text: 'the workspace is not reachable', title: 'Workspace not reachable',
     message: 'The workspace did not answer. It may be stopped, starting or restarting; try again shortly.',
   },
+  /** Connected, but no response headers within http/forward.ts's limit. 502 like every backend failure
+   *  (docs/contract.md §4: "refuses or times out"), with its own wording. */
+  workspaceTimeout: {
+    status: 502, text: 'the workspace did not answer in time', title: 'Workspace did not answer',
+    message: 'The workspace accepted the request but did not answer in time. The app in it may be busy or stuck; try again, or restart it.',
+  },
   gitlabUnreachable: {
     status: 503, text: 'GitLab is not reachable', title: 'GitLab is not reachable',
     message: 'The proxy cannot confirm your access with GitLab right now. Try again in a minute.',
