@@ -40,7 +40,10 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; logger?: Logger } = {},
+  opts: {
+    auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; logger?: Logger;
+    headersTimeoutMs?: number;
+  } = {},
 ): Promise<Harness> {
   const gitlab = await startGitLabStandIn();
   const alice = gitlab.addUser({ username: 'alice', password: 'alice-password' });
@@ -72,9 +75,11 @@ export async function startHarness(
   });
   const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const registry = new Registry();
-  // The proxy as app.ts assembles it; only the directory (in memory), the backend pool and the logger differ.
+  // The proxy as app.ts assembles it; only the directory (in memory), the backend pool, the logger and
+  // (slowloris tests) the headers timeout differ.
   const assembled = assembleProxy({
     config, logger, registry, directory: opts.directory ?? directory, backendDispatcher: opts.backendDispatcher,
+    headersTimeoutMs: opts.headersTimeoutMs,
   });
   const proxy = assembled.http!;
   await proxy.listen(port, '127.0.0.1');

@@ -24,7 +24,7 @@ import { createForwarder, type ForwardOptions } from './forward';
 import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { answers, rejectUpgradeWith, sendAnswer, sendText, type Answer } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
-import { createLogGate } from './log-limit';
+import { createLogGate, gatedLog } from '../observability/log-limit';
 import { listenOn } from '../net/listen';
 import { trackConnections } from './connection-drain';
 import { createConnectionLog } from '../observability/connection-log';
@@ -43,7 +43,19 @@ export interface HttpProxyDeps {
   connectTimeoutMs?: number;
   /** Largest WebSocket message relayed (default 100 MiB, as `ws`). */
   maxWebSocketMessageBytes?: number;
+  /** How long a request's headers may take to arrive (default HEADERS_TIMEOUT_MS; tests shorten it). */
+  headersTimeoutMs?: number;
 }
+
+/**
+ * A request's headers must have arrived this long after its first byte (for a new connection, after the
+ * connect), else 408 and the connection is closed. Real clients send their headers at once; this is what
+ * frees the sockets of a slowloris client (headers trickled, or never sent) and of connections nobody uses.
+ * Between nginx's 60 s and HAProxy's suggested 10 s; the keep-alive idle time after a response is separate.
+ */
+export const HEADERS_TIMEOUT_MS = 30_000;
+/** How often Node looks for connections past the headers timeout: its default (30 s) would let one live 1.5× as long. */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 export interface HttpProxy {
   /** Binds all interfaces unless `host` is given (tests: 127.0.0.1). */
@@ -98,13 +110,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const connectionLog = createConnectionLog(logger);
 
   function logUnknownHost(host: ParsedHost): void {
-    const gate = unknownHostGate();
-    if (!gate.allowed) return;
     // The hostname passed parseHost (letters, digits, dots, dashes only), so it is safe to log as is.
-    logger.info(
-      { host: host.hostname, ...(gate.suppressed ? { suppressed: gate.suppressed } : {}) },
-      'could not find upstream workspace: no workspace serves this host',
-    );
+    gatedLog(unknownHostGate, logger, 'info', { host: host.hostname }, 'could not find upstream workspace: no workspace serves this host');
   }
 
   const forwarder = createForwarder({ connectTimeoutMs, dispatcher: deps.backendDispatcher });
@@ -290,7 +297,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const server = createServer(
     {
       requestTimeout: 0, // uploads of any size and duration; slow headers are still cut by headersTimeout
-      headersTimeout: 60_000,
+      headersTimeout: deps.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, // longer than common load balancer idle timeouts, so they close first
     },
     (req, res) => {
