@@ -11,7 +11,7 @@ import { createSealer, type SealPurpose } from '../../proxy-image/src/auth/crypt
 import { cookieNames, cookieValues, parseCookies, serializeCookie, stripProxyCookies } from '../../proxy-image/src/auth/cookies';
 import { createSessionReader, sealSession, type SessionData } from '../../proxy-image/src/auth/session';
 import { hostOf, parseHost, toOriginForm } from '../../proxy-image/src/http/host';
-import { MAX_RETURN_PATH, returnPathOf } from '../../proxy-image/src/http/login';
+import { MAX_RETURN_PATH, requestPathUrl, returnPathOf } from '../../proxy-image/src/http/login';
 import type { Route } from '../../proxy-image/src/discovery/types';
 
 /** Runs per property: enough to find the classic mistakes, small enough for a loaded 2-core machine. */
@@ -231,6 +231,25 @@ test('return paths: never throw, always a path on the same host, bounded, and a 
   );
   fc.assert(
     fc.property(fc.webPath().filter((p) => p.startsWith('/') && !/^\/[/\\]/.test(p)), (p) => assert.equal(returnPathOf(p), p)),
+    runs,
+  );
+});
+
+test('the path of a request on the proxy domain or a reserved path never throws, and keeps path and query', () => {
+  fc.assert(
+    fc.property(fc.oneof(headerText, fc.webPath(), fc.string({ unit: fc.constantFrom('/', '\\', '[', ']', '?', '#', '@', ':', 'a'), maxLength: 20 }),
+      fc.webPath().map((p) => `/${p}`)), (raw) => {
+      const url = requestPathUrl(raw);
+      assert.equal(url.host, 'placeholder.invalid');
+    }),
+    { numRuns: 1000 },
+  );
+  fc.assert(
+    fc.property(fc.webPath(), fc.webQueryParameters(), (p, q) => {
+      const raw = `/${p.replace(/^\/+/, '')}?${q}`;
+      const url = requestPathUrl(raw);
+      assert.equal(url.pathname + url.search, new URL(`http://x${raw}`).pathname + new URL(`http://x${raw}`).search);
+    }),
     runs,
   );
 });

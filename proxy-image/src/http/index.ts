@@ -318,6 +318,12 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       })
       .finally(() => pendingUpgrades.delete(socket));
   });
+  // CONNECT asks for a tunnel, which this proxy never opens. Without a listener Node drops the connection
+  // without a word; bad input gets a clear answer instead.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {});
+    rejectUpgradeWith(socket, answers.methodNotAllowed);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Malformed requests and oversized headers get a status, never a crash.
     if (!socket.writable) return socket.destroy();
