@@ -7,23 +7,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
+import { heapAfterGc, MiB } from '../support/heap';
 import type { DestinationStream } from 'pino';
 import { createLogger } from '../../proxy-image/src/observability/logger';
 import { startHarness, loginAs, send, CookieJar, PROXY_DOMAIN, type Harness } from '../support/http-harness';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Heap in use after a full collection: what a leak would grow. */
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
-const MiB = 1024 * 1024;
 
 /** Short, so the slowloris test waits seconds, not the production 30 s. */
 const HEADERS_TIMEOUT_MS = 4_000;

@@ -7,19 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Client } from 'ssh2';
+import { heapAfterGc, MiB } from '../support/heap';
 import { startSshHarness, WORKSPACE, type SshHarness } from '../support/ssh-harness';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
-const MiB = 1024 * 1024;
 
 /** Lines a minute the proxy allows per kind of outsider line (ssh/index.ts OUTSIDER_LINES_PER_MINUTE). */
 const LINES_PER_MINUTE = 20;
