@@ -85,6 +85,44 @@ describe('SSH clients that never log in', () => {
   });
 });
 
+describe('odd usernames and passwords', () => {
+  let h: SshHarness;
+  before(async () => {
+    h = await startSshHarness({ tuning: { failureDelayMs: 20 } });
+  });
+  after(() => h?.close());
+
+  test('huge, empty, binary and unicode credentials are refused without a GitLab call for unknown names, and nothing breaks', { timeout: 60_000 }, async () => {
+    const odd = ['', ' ', '\0', 'a'.repeat(10_000), 'ws-alice\0', 'WS-ALICE', '../ws-alice', 'ws-alice ', '漢字', '\u202e', '%s%n', '${jndi:x}', "ws'; --"];
+    h.gitlab.resetCounts();
+    const results = await Promise.all(odd.map((username, i) => new Promise<string>((resolve) => {
+      const c = new Client();
+      let tries = 0;
+      c.on('error', (err: Error) => resolve(`refused: ${err.message}`));
+      // Name and password past the largest packet: the connection is closed, which is a refusal too.
+      c.on('close', () => resolve('refused: closed'));
+      c.on('ready', () => {
+        c.end();
+        resolve('ACCEPTED');
+      });
+      c.connect({
+        host: '127.0.0.1', port: h.port, localAddress: '127.0.0.3', username, readyTimeout: 30_000, hostVerifier: () => true,
+        authHandler: (_m, _p, next) => {
+          if (tries++ >= 1) return next(false as never);
+          // A password as large as one packet allows, or odd bytes.
+          next({ type: 'password', username, password: i % 2 ? 'p'.repeat(30_000) : '\0\r\n\u00ff漢' });
+        },
+      });
+    })));
+    assert.ok(results.every((r) => r.startsWith('refused')), JSON.stringify(results));
+    assert.equal(h.gitlab.count('graphql'), 0, 'no GitLab call for a workspace that does not exist');
+    await connectionsGone(h);
+    assert.deepEqual(h.logs().filter((l) => Number(l.level) >= 50), []);
+    const ok = await h.ssh({ tokens: [h.aliceToken], command: ['echo in'] });
+    assert.equal(ok.stdout, 'in\n');
+  });
+});
+
 describe('a password flood from one address', () => {
   const BUDGET = 20;
   const REFILL_MS = 30_000;
