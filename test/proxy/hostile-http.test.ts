@@ -135,7 +135,7 @@ describe('hostile HTTP input', () => {
         assert.ok(status !== undefined, `no HTTP answer: ${JSON.stringify(answer.slice(0, 200))}`);
         assert.ok(status < 500, `answered ${status}: ${answer.slice(0, 300)}`);
       }),
-      { numRuns: 400, includeErrorInReport: true },
+      { numRuns: 1000, includeErrorInReport: true },
     );
     const minutes = Math.ceil((Date.now() - started) / 60_000) + 1;
     console.log(`fuzz: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
@@ -149,7 +149,12 @@ describe('hostile HTTP input', () => {
     assert.ok(grown < 32, `heap grew ${grown.toFixed(1)} MiB over ${sent} requests`);
   });
 
-  test('found by the fuzz loop: `//` paths on the proxy domain and CONNECT get a clear 4xx (were a 500 and a dropped connection)', async () => {
+  test('found by the fuzz loop: `//` paths on the proxy domain, `*` targets and CONNECT get a clear 4xx (were 500, 502 and a dropped connection)', async () => {
+    for (const method of ['GET', 'OPTIONS']) {
+      const answer = await exchange(h.port, `${method} * HTTP/1.1\r\nHost: ${h.hostA}:${h.port}\r\nCookie: wsp-session=${session}\r\nConnection: close\r\n\r\n`);
+      assert.equal(statusOf(answer), 400, `${method} *: ${answer.slice(0, 200)}`);
+      assert.match(answer, /request target is not a path/);
+    }
     for (const path of ['//', '//x', '///auth/login', '//[']) {
       const answer = await exchange(h.port, `GET ${path} HTTP/1.1\r\nHost: ${PROXY_DOMAIN}:${h.port}\r\nConnection: close\r\n\r\n`);
       assert.equal(statusOf(answer), 400, `${path}: ${answer.slice(0, 200)}`);

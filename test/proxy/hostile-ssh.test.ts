@@ -22,8 +22,14 @@ async function metric(h: SshHarness, name: string, labels: Record<string, string
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** Waits (bounded) until the proxy counts no open SSH connection: every refused client was let go. */
 async function connectionsGone(h: SshHarness): Promise<void> {
-  while ((await metric(h, 'workspaces_proxy_ssh_connections_open')) > 0) await new Promise((r) => setTimeout(r, 100));
+  const deadline = Date.now() + 30_000;
+  let open = 0;
+  while ((open = await metric(h, 'workspaces_proxy_ssh_connections_open')) > 0) {
+    assert.ok(Date.now() < deadline, `${open} SSH connections still open 30 s after their clients were done`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 describe('SSH clients that never log in', () => {

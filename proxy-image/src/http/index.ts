@@ -145,7 +145,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if (host === 'invalid') return answer(answers.badHost);
     // Probes and operators address the pod by IP, localhost or no Host: the proxy's own endpoints.
     if (host === undefined || isInternalHost(host)) return upgrade ? answer(answers.badHost) : { kind: 'internal' };
-    if (!toOriginForm(req, host, config.auth.protocol)) return answer(answers.otherAuthority);
+    const target = toOriginForm(req, host, config.auth.protocol);
+    if (target !== 'ok') return answer(target === 'other_authority' ? answers.otherAuthority : answers.notAPath);
     if (login.isProxyDomain(host)) return upgrade ? answer(answers.badHost) : { kind: 'login_flow' };
     const r = directory.routeForHost(host.hostname);
     if (!r) {
