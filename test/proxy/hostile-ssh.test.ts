@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Client } from 'ssh2';
+import { Client, utils as sshUtils } from 'ssh2';
 import { heapAfterGc, MiB } from '../support/heap';
 import { startSshHarness, WORKSPACE, type SshHarness } from '../support/ssh-harness';
 
@@ -210,5 +210,50 @@ describe('a password flood from one address', () => {
     const grown = (heapAfterGc() - heapBefore) / MiB;
     console.log(`flood: heap grew ${grown.toFixed(1)} MiB, RSS ${((process.memoryUsage().rss - rssBefore) / MiB).toFixed(1)} MiB`);
     assert.ok(grown < 32, `heap grew ${grown.toFixed(1)} MiB over ${connections} connections`);
+  });
+});
+
+describe('a public-key flood from one address', () => {
+  let h: SshHarness;
+  before(async () => {
+    h = await startSshHarness({ serviceToken: true, tuning: { failureDelayMs: 20 } });
+  });
+  after(() => h?.close());
+
+  test("hundreds of keys that are not the owner's: GitLab is asked once per reuse window, the log a few lines", { timeout: 90_000 }, async () => {
+    const keys = Array.from({ length: 60 }, () => sshUtils.generateKeyPairSync('ed25519').private);
+    const REUSE_MS = 10_000; // auth/policy.ts NEW_CONNECTION_REUSE_MS: owner and key lookups reused for new logins
+    h.gitlab.resetCounts();
+    const linesBefore = h.logs().filter((l) => l.msg === 'ssh public key refused').length;
+    const started = Date.now();
+    let offered = 0;
+    const connection = (n: number) => new Promise<void>((resolve, reject) => {
+      const c = new Client();
+      let i = 0;
+      c.on('error', () => {});
+      c.on('ready', () => reject(new Error('a stranger key was accepted')));
+      c.on('close', () => resolve());
+      c.connect({
+        host: '127.0.0.1', port: h.port, localAddress: '127.0.0.4', username: WORKSPACE, readyTimeout: 30_000, hostVerifier: () => true,
+        authHandler: (_m, _p, next) => {
+          // 12 keys a connection: past the proxy's 10 it refuses without asking GitLab.
+          if (i >= 12) return next(false as never);
+          offered++;
+          next({ type: 'publickey', username: WORKSPACE, key: keys[(n * 12 + i++) % keys.length]! });
+        },
+      });
+    });
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 10 }, (_, k) => connection(round * 10 + k)));
+    const elapsed = Date.now() - started;
+    const lookups = { owner: h.gitlab.count('graphql'), keys: h.gitlab.count('user_keys') };
+    const lines = h.logs().filter((l) => l.msg === 'ssh public key refused').length - linesBefore;
+    console.log(`key flood: ${offered} keys offered in ${elapsed} ms; GitLab owner lookups ${lookups.owner}, key listings ${lookups.keys}, refused-key lines ${lines}`);
+    const windows = Math.floor(elapsed / REUSE_MS) + 1;
+    assert.ok(lookups.owner <= windows, `${lookups.owner} owner lookups in ${windows} reuse windows`);
+    assert.ok(lookups.keys <= windows, `${lookups.keys} key listings in ${windows} reuse windows`);
+    assert.ok(await metric(h, 'workspaces_proxy_ssh_key_auth_total', { result: 'failure' }) >= offered, 'metrics count every refusal');
+    assert.ok(lines >= 1 && lines <= LINES_PER_MINUTE * (Math.ceil(elapsed / 60_000) + 1), `${lines} refused-key lines for ${offered} keys`);
+    await connectionsGone(h);
+    assert.deepEqual(h.logs().filter((l) => Number(l.level) >= 50), []);
   });
 });
