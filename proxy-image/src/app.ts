@@ -39,6 +39,8 @@ export interface ProxyParts {
   now?: () => number;
   registry?: Registry;
   sshTuning?: Partial<SshTuning>;
+  /** HTTP headers timeout (default: http/index.ts HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs?: number;
 }
 
 export interface AssembleOptions extends ProxyParts {
@@ -85,7 +87,7 @@ export function assembleProxy(opts: AssembleOptions): AssembledProxy {
 
   const internal = createInternalServer({ ...deps, logger: logger.child({ module: 'internal' }) });
   const http = config.http.enabled
-    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendDispatcher: opts.backendDispatcher, backendHeadersTimeoutMs: opts.backendHeadersTimeoutMs })
+    ? createHttpProxy({ ...deps, logger: logger.child({ module: 'http' }), backendDispatcher: opts.backendDispatcher, backendHeadersTimeoutMs: opts.backendHeadersTimeoutMs, headersTimeoutMs: opts.headersTimeoutMs })
     : undefined;
   const ssh = config.ssh.enabled ? createSshProxy({ ...deps, logger: logger.child({ module: 'ssh' }), tuning: opts.sshTuning }) : undefined;
 

@@ -10,7 +10,7 @@ import { createAccessControl } from '../../proxy-image/src/auth/access';
 import { createOwnershipCheck } from '../../proxy-image/src/auth/ownership';
 import type { GitLabApi, OwnershipResult } from '../../proxy-image/src/auth/gitlab-api';
 import { shareRefreshes } from '../../proxy-image/src/auth/shared-refresher';
-import { createLogGate } from '../../proxy-image/src/http/log-limit';
+import { createLogGate } from '../../proxy-image/src/observability/log-limit';
 import { returnPathOf, MAX_RETURN_PATH } from '../../proxy-image/src/http/login';
 import type { TokenRefresher } from '../../proxy-image/src/auth/credential';
 import { startHarness, loginAs, send, CookieJar, PROXY_DOMAIN, type Harness, type Reply, rawExchange as raw } from '../support/http-harness';

@@ -43,6 +43,7 @@ export async function startHarness(
   opts: {
     auth?: Partial<ProxyConfigInput['auth']>; directory?: WorkspaceDirectory; backendDispatcher?: Dispatcher; backendHeadersTimeoutMs?: number;
     logger?: Logger;
+    headersTimeoutMs?: number;
   } = {},
 ): Promise<Harness> {
   const gitlab = await startGitLabStandIn();
@@ -75,10 +76,12 @@ export async function startHarness(
   });
   const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const registry = new Registry();
-  // The proxy as app.ts assembles it; only the directory (in memory), the backend pool and the logger differ.
+  // The proxy as app.ts assembles it; only the directory (in memory), the backend pool, the logger and
+  // (slowloris tests) the headers timeout differ.
   const assembled = assembleProxy({
     config, logger, registry, directory: opts.directory ?? directory, backendDispatcher: opts.backendDispatcher,
     backendHeadersTimeoutMs: opts.backendHeadersTimeoutMs,
+    headersTimeoutMs: opts.headersTimeoutMs,
   });
   const proxy = assembled.http!;
   await proxy.listen(port, '127.0.0.1');

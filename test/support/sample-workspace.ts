@@ -37,7 +37,9 @@ export async function startSampleWorkspace(opts: { title?: string; port?: number
   const requests: SampleWorkspace['requests'] = [];
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    const url = new URL(req.url ?? '/', 'http://x');
+    // Any request target the proxy forwards (`//x`, `*`) parses as a path: a test backend must not crash on them.
+    const raw = req.url ?? '/';
+    const url = new URL(`http://x${raw.startsWith('/') ? raw : `/${raw}`}`);
     switch (url.pathname) {
       case '/':
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });

@@ -43,6 +43,9 @@ export function createSealer(signingKey: string): Sealer {
       if (typeof sealed !== 'string' || sealed.length > 8192 || !/^[A-Za-z0-9_-]+$/.test(sealed)) return undefined;
       const raw = Buffer.from(sealed, 'base64url');
       if (raw.length < 1 + IV_BYTES + TAG_BYTES + 2 || raw[0] !== VERSION) return undefined;
+      // Only the one spelling seal() writes: base64url decoding ignores a last character's spare bits, so
+      // without this a changed value could still open (same bytes, but "tampered is rejected" must hold).
+      if (raw.toString('base64url') !== sealed) return undefined;
       try {
         const decipher = createDecipheriv('aes-256-gcm', encKey, raw.subarray(1, 1 + IV_BYTES));
         decipher.setAAD(Buffer.from(`${VERSION}:${purpose}`));

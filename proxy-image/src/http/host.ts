@@ -51,18 +51,20 @@ export function hostOf(req: IncomingMessage): ParsedHost | 'invalid' | undefined
 /**
  * Absolute-form request targets (`GET http://host/path`, legal in HTTP/1.1) are reduced to origin form when
  * they name the Host header's authority, so routing, reserved paths and the workspace all read one path.
- * A target naming another authority is refused (false): the proxy routes by Host and never guesses.
+ * A target naming another authority is refused ('other_authority'): the proxy routes by Host and never
+ * guesses. Anything else that is not a path (`*`, which only asks about a server itself, `ftp://…`) is
+ * 'not_a_path': a workspace cannot be asked it, and forwarding it would fail as if the workspace were down.
  */
-export function toOriginForm(req: IncomingMessage, host: ParsedHost, protocol: 'http' | 'https'): boolean {
+export function toOriginForm(req: IncomingMessage, host: ParsedHost, protocol: 'http' | 'https'): 'ok' | 'other_authority' | 'not_a_path' {
   const url = req.url ?? '/';
-  if (url.startsWith('/') || url === '*') return true;
+  if (url.startsWith('/')) return 'ok';
   const m = /^(https?):\/\/([^/?#]*)/i.exec(url);
-  if (!m) return false;
+  if (!m) return 'not_a_path';
   const target = parseHost(m[2]);
-  if (target === undefined || target === 'invalid' || target.hostname !== host.hostname) return false;
+  if (target === undefined || target === 'invalid' || target.hostname !== host.hostname) return 'other_authority';
   const portOf = (a: ParsedHost, scheme: string) => /:(\d+)$/.exec(a.authority)?.[1] ?? (scheme === 'https' ? '443' : '80');
-  if (portOf(target, m[1]!.toLowerCase()) !== portOf(host, protocol)) return false;
+  if (portOf(target, m[1]!.toLowerCase()) !== portOf(host, protocol)) return 'other_authority';
   const rest = url.slice(m[0].length);
   req.url = rest.startsWith('/') ? rest : `/${rest}`;
-  return true;
+  return 'ok';
 }

@@ -24,7 +24,7 @@ import { createForwarder, isHeadersTimeout, type ForwardOptions } from './forwar
 import { createLoginFlow, RESERVED_PREFIX } from './login';
 import { answers, rejectUpgradeWith, sendAnswer, sendText, type Answer } from './pages';
 import { createWebSocketRelayFactory, type Relay } from './websocket';
-import { createLogGate } from './log-limit';
+import { createLogGate, gatedLog } from '../observability/log-limit';
 import { listenOn } from '../net/listen';
 import { trackConnections } from './connection-drain';
 import { createConnectionLog } from '../observability/connection-log';
@@ -45,7 +45,19 @@ export interface HttpProxyDeps {
   backendHeadersTimeoutMs?: number;
   /** Largest WebSocket message relayed (default 100 MiB, as `ws`). */
   maxWebSocketMessageBytes?: number;
+  /** How long a request's headers may take to arrive (default HEADERS_TIMEOUT_MS; tests shorten it). */
+  headersTimeoutMs?: number;
 }
+
+/**
+ * A request's headers must have arrived this long after its first byte (for a new connection, after the
+ * connect), else 408 and the connection is closed. Real clients send their headers at once; this is what
+ * frees the sockets of a slowloris client (headers trickled, or never sent) and of connections nobody uses.
+ * Between nginx's 60 s and HAProxy's suggested 10 s; the keep-alive idle time after a response is separate.
+ */
+export const HEADERS_TIMEOUT_MS = 30_000;
+/** How often Node looks for connections past the headers timeout: its default (30 s) would let one live 1.5× as long. */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 export interface HttpProxy {
   /** Binds all interfaces unless `host` is given (tests: 127.0.0.1). */
@@ -100,13 +112,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const connectionLog = createConnectionLog(logger);
 
   function logUnknownHost(host: ParsedHost): void {
-    const gate = unknownHostGate();
-    if (!gate.allowed) return;
     // The hostname passed parseHost (letters, digits, dots, dashes only), so it is safe to log as is.
-    logger.info(
-      { host: host.hostname, ...(gate.suppressed ? { suppressed: gate.suppressed } : {}) },
-      'could not find upstream workspace: no workspace serves this host',
-    );
+    gatedLog(unknownHostGate, logger, 'info', { host: host.hostname }, 'could not find upstream workspace: no workspace serves this host');
   }
 
   const forwarder = createForwarder({ connectTimeoutMs, headersTimeoutMs: deps.backendHeadersTimeoutMs, dispatcher: deps.backendDispatcher });
@@ -142,7 +149,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     if (host === 'invalid') return answer(answers.badHost);
     // Probes and operators address the pod by IP, localhost or no Host: the proxy's own endpoints.
     if (host === undefined || isInternalHost(host)) return upgrade ? answer(answers.badHost) : { kind: 'internal' };
-    if (!toOriginForm(req, host, config.auth.protocol)) return answer(answers.otherAuthority);
+    const target = toOriginForm(req, host, config.auth.protocol);
+    if (target !== 'ok') return answer(target === 'other_authority' ? answers.otherAuthority : answers.notAPath);
     if (login.isProxyDomain(host)) return upgrade ? answer(answers.badHost) : { kind: 'login_flow' };
     const r = directory.routeForHost(host.hostname);
     if (!r) {
@@ -294,7 +302,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const server = createServer(
     {
       requestTimeout: 0, // uploads of any size and duration; slow headers are still cut by headersTimeout
-      headersTimeout: 60_000,
+      headersTimeout: deps.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, // longer than common load balancer idle timeouts, so they close first
     },
     (req, res) => {
@@ -313,6 +322,12 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
         socket.destroy();
       })
       .finally(() => pendingUpgrades.delete(socket));
+  });
+  // CONNECT asks for a tunnel, which this proxy never opens. Without a listener Node drops the connection
+  // without a word; bad input gets a clear answer instead.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {});
+    rejectUpgradeWith(socket, answers.methodNotAllowed);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Malformed requests and oversized headers get a status, never a crash.

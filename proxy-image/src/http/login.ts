@@ -88,6 +88,15 @@ export function returnPathOf(rawUrl: string | undefined): string {
   return bare.length <= MAX_RETURN_PATH ? bare : '/';
 }
 
+/**
+ * The request's path and query, parsed on a placeholder origin. Never throws: `//x` or `//` is a path here,
+ * where `new URL('//', base)` would read it as an (empty) host and throw.
+ */
+export function requestPathUrl(rawUrl: string | undefined): URL {
+  const raw = rawUrl ?? '/';
+  return new URL(`http://placeholder.invalid${raw.startsWith('/') ? raw : `/${raw}`}`);
+}
+
 export function createLoginFlow(deps: LoginDeps): LoginFlow {
   const { config, names, metrics, logger } = deps;
   const { oidc, ownership, sealer } = deps.auth;
@@ -260,7 +269,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       redirect(res, `${redirectUri.origin}${loginPath}?t=${token}`, [...extraCookies, cookie]);
     },
     async handleProxyDomain(req, res) {
-      const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
+      const url = requestPathUrl(req.url);
       // Anything else on the proxy domain, `/` included: a short page pointing to GitLab (docs/contract.md §4).
       if (url.pathname !== loginPath && url.pathname !== callbackPath) return sendAnswer(res, answers.openFromGitLab);
       // GET only: a HEAD must not spend a single-use code or state.
@@ -269,7 +278,7 @@ export function createLoginFlow(deps: LoginDeps): LoginFlow {
       return callback(req, res, url);
     },
     handleReserved(req, res, host) {
-      const url = new URL(req.url ?? '/', 'http://placeholder.invalid');
+      const url = requestPathUrl(req.url);
       if (req.method !== 'GET') return sendAnswer(res, answers.methodNotAllowed, { allow: 'GET' });
       if (url.pathname === HANDOFF_PATH) return handoff(req, res, host, url);
       if (url.pathname === LOGOUT_PATH) {

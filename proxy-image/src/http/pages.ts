@@ -81,6 +81,7 @@ export function rejectUpgrade(socket: Duplex, status: number, text: string): voi
 export const answers = {
   badHost: { status: 400, text: 'bad Host header' },
   otherAuthority: { status: 400, text: 'request target names another host' },
+  notAPath: { status: 400, text: 'request target is not a path' },
   unknownHost: { status: 400, text: 'no workspace serves this host' },
   notWebSocket: { status: 400, text: 'only WebSocket upgrades are proxied' },
   /** The proxy domain serves the login flow only (docs/contract.md §4): every other path, `/` included. */

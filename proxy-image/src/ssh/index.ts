@@ -20,12 +20,20 @@ import {
   DISCONNECT_NO_MORE_AUTH_METHODS, connectionWritable, destroyConnection, disconnectWithMessage, missingSsh2Internals,
 } from './ssh2-internals';
 import { listenOn } from '../net/listen';
+import { createLogGate, gatedLog, type LogGate } from '../observability/log-limit';
 import { createConnectionLog, type ConnectionRecord } from '../observability/connection-log';
 
 /** How long a closing connection waits for its close notices to go out (a client that reads nothing gives no window). */
 const NOTICE_SEND_WAIT_MS = 3_000;
 /** Then how long it waits for the client to close its sessions (it does once it has printed everything) before the disconnect. */
 const CLOSE_CHANNELS_WAIT_MS = 2_000;
+
+/**
+ * Lines any outsider can cause at will (failed logins, refused keys, clients dropped at the login grace):
+ * at most this many of each kind a minute, the rest counted in the next line (metrics count them all).
+ * More than HTTP's unknown hosts (5): a mistyped token is worth seeing, and a real user makes a few.
+ */
+const OUTSIDER_LINES_PER_MINUTE = 20;
 
 /** Fixed by docs/contract.md §5. */
 export const MAX_PASSWORD_TRIES = 3;
@@ -115,6 +123,8 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
   const limiter = createAddressLimiter({ budget: tuning.addressFailureBudget, refillMs: tuning.addressFailureRefillMs });
   const open = new Set<{ close(reason: CloseReason): void; destroy(): void; gone: Promise<void> }>();
   const connectionLog = createConnectionLog(logger);
+  const gate = (): LogGate => createLogGate({ max: OUTSIDER_LINES_PER_MINUTE, windowMs: 60_000 });
+  const outsiderLines = { authFailed: gate(), keyRefused: gate(), graceOver: gate() };
   let stopping = false;
 
   if (!config.ssh.host_key) throw new Error('ssh.host_key is required when ssh.enabled is true');
@@ -142,7 +152,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
     }
     const key = remoteKey(socket.remoteAddress, socket.remotePort);
     const timer = setTimeout(() => {
-      logger.info({ client: key }, 'ssh client sent no identification within the login grace time');
+      gatedLog(outsiderLines.graceOver, logger, 'info', { client: key }, 'ssh client sent no identification within the login grace time');
       socket.destroy();
     }, tuning.loginGraceMs);
     timer.unref();
@@ -197,7 +207,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
 
     const grace = setTimeout(() => {
       if (authenticated) return;
-      log.info({ tries }, 'ssh login grace time over');
+      gatedLog(outsiderLines.graceOver, log, 'info', { tries }, 'ssh login grace time over');
       disconnectWithMessage(conn, 'authentication timed out');
     }, tuning.loginGraceMs);
     grace.unref();
@@ -257,7 +267,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
       if (tries > MAX_PASSWORD_TRIES) {
         // OpenSSH stops after 3 prompts by itself; anything else gets no further GitLab call.
         metrics.authFailed('too_many_tries');
-        log.warn({ username: ctx.username, reason: 'too_many_tries', attempt: tries }, 'ssh authentication failed');
+        gatedLog(outsiderLines.authFailed, log, 'warn', { username: ctx.username, reason: 'too_many_tries', attempt: tries }, 'ssh authentication failed');
         disconnectWithMessage(conn, 'too many authentication failures', { reason: DISCONNECT_NO_MORE_AUTH_METHODS });
         return;
       }
@@ -270,7 +280,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
           return;
         }
         metrics.authFailed(decision.reason);
-        log.warn(
+        gatedLog(outsiderLines.authFailed, log, 'warn',
           { username, reason: decision.reason, attempt, ...(decision.userId ? { gitlabUserId: decision.userId } : {}),
             ...(decision.error ? { err: decision.error } : {}) },
           'ssh authentication failed',
@@ -320,7 +330,7 @@ export function createSshProxy(deps: SshProxyDeps): SshProxy {
         const reason = decision.ok ? 'bad_signature' : decision.reason;
         metrics.keyAuth('failure', reason);
         // Offering keys that do not fit is what clients with several keys do: info, not warn.
-        log.info(
+        gatedLog(outsiderLines.keyRefused, log, 'info',
           { username, method: 'publickey', reason, keyType: ctx.key.algo, signed,
             ...(!decision.ok && decision.userId ? { gitlabUserId: decision.userId } : {}),
             ...(!decision.ok && decision.error ? { err: decision.error } : {}) },
