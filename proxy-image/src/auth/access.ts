@@ -63,7 +63,8 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
       const holder = holderFor(s);
       const t = now();
       const c = await confirmOwnership(opts.ownership, holder, s.w, { reuse, refreshMarginMs: REQUEST_REFRESH_EARLY_MS, now: t });
-      const allow = (): AccessDecision => ({ kind: 'allow', session: withCredential(s, holder.current), renewed: holder.renewed });
+      // Unrefreshed (nearly every request), the session is the one presented: no copy.
+      const allow = (): AccessDecision => ({ kind: 'allow', session: holder.renewed ? withCredential(s, holder.current) : s, renewed: holder.renewed });
       switch (c.outcome) {
         case 'owner': return allow();
         case 'not_owner': return { kind: 'forbidden' };
