@@ -12,19 +12,26 @@ import { startKubeApiStandIn, workspaceService } from '../support/kube-api-stand
 import { writeKubeconfig } from '../support/kubeconfig';
 import { pickPort } from '../support/ports';
 import { send } from '../support/http-harness';
-import { sleep } from './measure';
+import { median, sleep } from './measure';
 import { spawnProbed } from './proc';
 
 const ZONE = 'scale.test';
 const service = (i: number) =>
   workspaceService({ name: `ws-${i}`, namespace: `ns-${i % 50}`, workspaceId: String(i), zone: ZONE, ports: [3000, 8080, 60022], clusterIP: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` });
 
+/** Quiet time before the settled memory reading: V8's memory reducer starts 8 s after allocation slows. */
+const SETTLE_MS = 12_000;
+
 export interface DiscoveryRun {
   services: number;
   /** From the list request reaching the API to /readyz 200. */
   listToReadyMs: number;
+  /** Right after ready, after GC. */
   rssMiB: number;
   heapMiB: number;
+  /** After the events and SETTLE_MS without load, after GC. */
+  settledRssMiB: number;
+  settledHeapMiB: number;
   /** Event-to-routing lag of Services added at `eventsPerSecond` (ms). */
   lagP50Ms: number;
   lagMaxMs: number;
@@ -82,12 +89,18 @@ export async function discoveryRun(main: string, nodeOptions: string[], auth: Pr
       );
     }
     await Promise.all(probes);
+    // V8 grows the young generation while the list is parsed and gives it back once allocation calms down
+    // (its memory reducer, ~8 s after): read again after a quiet spell for the footprint that stays.
+    await sleep(SETTLE_MS);
+    const settled = await proxy.memory();
     lags.sort((a, b) => a - b);
     return {
       services: n,
       listToReadyMs: readyAt - listedAt,
       rssMiB: mem.rss / 1048576,
       heapMiB: mem.heapUsed / 1048576,
+      settledRssMiB: settled.rss / 1048576,
+      settledHeapMiB: settled.heapUsed / 1048576,
       lagP50Ms: lags[Math.floor(lags.length / 2)] ?? NaN,
       lagMaxMs: lags[lags.length - 1] ?? NaN,
       events: total,
@@ -99,16 +112,28 @@ export async function discoveryRun(main: string, nodeOptions: string[], auth: Pr
   }
 }
 
-/** ns per host lookup (hits and misses alternating) in the proxy's index holding `n` Services. */
-export function lookupCost(n: number, lookups = 2_000_000): number {
-  const index = createWorkspaceIndex(pino({ level: 'silent' }));
-  index.replaceAll(Array.from({ length: n }, (_, i) => service(i)));
-  const hosts = Array.from({ length: 1024 }, (_, k) => (k % 2 ? `3000-ws-${(k * 7919) % n}.${ZONE}` : `3000-nope-${k}.${ZONE}`));
-  let found = 0;
-  for (let i = 0; i < 100_000; i++) if (index.routeForHost(hosts[i & 1023]!)) found++; // warm-up (JIT)
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < lookups; i++) if (index.routeForHost(hosts[i & 1023]!)) found++;
-  const ns = Number(process.hrtime.bigint() - t0) / lookups;
-  if (found === 0) throw new Error('lookup found nothing');
-  return ns;
+/**
+ * ns per host lookup (hits and misses alternating) in the proxy's index holding each of `sizes` Services:
+ * every index is built first, then the sizes take turns for `rounds` rounds (the first unmeasured, for the
+ * JIT) and each size's median is returned, so a burst of load on the machine hits all sizes alike.
+ */
+export function lookupCosts(sizes: number[], rounds = 5, lookups = 5_000_000): number[] {
+  const setups = sizes.map((n) => {
+    const index = createWorkspaceIndex(pino({ level: 'silent' }));
+    index.replaceAll(Array.from({ length: n }, (_, i) => service(i)));
+    const hosts = Array.from({ length: 1024 }, (_, k) => (k % 2 ? `3000-ws-${(k * 7919) % n}.${ZONE}` : `3000-nope-${k}.${ZONE}`));
+    return { index, hosts };
+  });
+  const runs: number[][] = sizes.map(() => []);
+  for (let round = 0; round <= rounds; round++) {
+    setups.forEach(({ index, hosts }, i) => {
+      let found = 0;
+      const t0 = process.hrtime.bigint();
+      for (let k = 0; k < lookups; k++) if (index.routeForHost(hosts[k & 1023]!)) found++;
+      const ns = Number(process.hrtime.bigint() - t0) / lookups;
+      if (found === 0) throw new Error('lookup found nothing');
+      if (round > 0) runs[i]!.push(ns);
+    });
+  }
+  return runs.map((r) => median(r));
 }

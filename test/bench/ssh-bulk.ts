@@ -17,8 +17,20 @@ export type SshTransfer = 'download' | 'upload' | 'scp';
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** Seconds one transfer of `bytes` took. */
-export async function sshTransfer(kit: ClientKit, e: SshEndpoint, kind: SshTransfer, bytes: number, remoteDir: string): Promise<number> {
+export interface TransferRun {
+  seconds: number;
+  /** CPU seconds of the local side (the OpenSSH client and the local head/wc), from the shell's `times`. */
+  clientCpu: number;
+}
+
+/** Parses the children's line of dash's `times` ("0m1.230000s 0m0.450000s"): user + system seconds. */
+function childrenCpu(line: string | undefined): number {
+  const m = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(line?.trim() ?? '');
+  return m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : NaN;
+}
+
+/** One transfer of `bytes`: how long it took and the CPU the local client side spent on it. */
+export async function sshTransfer(kit: ClientKit, e: SshEndpoint, kind: SshTransfer, bytes: number, remoteDir: string): Promise<TransferRun> {
   const opts = kit.commonOptions().map(q).join(' ');
   const local = join(kit.dir, 'bulk.bin');
   let script: string;
@@ -32,7 +44,7 @@ export async function sshTransfer(kit: ClientKit, e: SshEndpoint, kind: SshTrans
   const env = kit.env([e.password]);
   const started = performance.now();
   const { code, out, err } = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn('sh', ['-c', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', `${script}; times`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -41,6 +53,7 @@ export async function sshTransfer(kit: ClientKit, e: SshEndpoint, kind: SshTrans
   });
   const seconds = (performance.now() - started) / 1000;
   if (kind === 'scp') rmSync(local, { force: true });
-  if (code !== 0 || Number(out.trim()) !== bytes) throw new Error(`ssh ${kind} of ${bytes} bytes failed (exit ${code}, got ${out.trim()}): ${err.trim()}`);
-  return seconds;
+  const lines = out.trim().split('\n');
+  if (code !== 0 || Number(lines[0]) !== bytes) throw new Error(`ssh ${kind} of ${bytes} bytes failed (exit ${code}, got ${lines[0]}): ${err.trim()}`);
+  return { seconds, clientCpu: childrenCpu(lines.at(-1)) };
 }

@@ -4,7 +4,7 @@
 // new cookie, a request refreshes at most once, and during a GitLab outage a recently confirmed session
 // keeps working for the grace of policy.ts.
 import type { Logger } from 'pino';
-import { refreshCredential, type Credential, type TokenRefresher } from './credential';
+import { refreshCredential, type Credential, type RefreshOutcome, type TokenRefresher } from './credential';
 import { confirmOwnership, type CredentialHolder } from './confirm';
 import type { OwnershipCheck } from './ownership';
 import { REFRESH_TIMEOUT_MS, REQUEST_REFRESH_EARLY_MS, requestReuse, withinGrace } from './policy';
@@ -31,32 +31,37 @@ export interface AccessControlOptions {
   now?: () => number;
 }
 
+/**
+ * The credential one request holds. The refresher is shared process-wide (shared-refresher.ts, wired in
+ * index.ts): concurrent and repeated refreshes of one refresh token already share one grant there, because
+ * GitLab rotates refresh tokens and a second grant would be refused. A request refreshes at most once: a
+ * token refreshed moments ago that GitLab still rejects means signing in again. A class, not an object
+ * literal with a getter: one is made per request, and literals with accessors are built the slow way.
+ */
+class RequestHolder implements CredentialHolder {
+  renewed = false;
+  constructor(
+    public current: Credential,
+    private readonly refresher: TokenRefresher,
+    private readonly options: { timeoutMs: number; logger: Logger },
+  ) {}
+
+  async refresh(): Promise<RefreshOutcome | 'impossible'> {
+    if (this.renewed) return 'rejected';
+    const r = await refreshCredential(this.current, this.refresher, this.options);
+    if (r.outcome !== 'refreshed') return r.outcome;
+    this.current = r.credential;
+    this.renewed = true;
+    return 'refreshed';
+  }
+}
+
 export function createAccessControl(opts: AccessControlOptions): AccessControl {
   const now = opts.now ?? Date.now;
   const reuse = requestReuse(opts.reauthorizeIntervalSeconds);
 
-  /**
-   * The refresher is shared process-wide (shared-refresher.ts, wired in index.ts): concurrent and repeated
-   * refreshes of one refresh token already share one grant there, because GitLab rotates refresh tokens
-   * and a second grant would be refused. A request refreshes at most once: a token refreshed moments ago
-   * that GitLab still rejects means signing in again.
-   */
-  function holderFor(s: SessionData): CredentialHolder & { renewed: boolean } {
-    let current: Credential = credentialOf(s);
-    const holder = {
-      renewed: false,
-      get current() { return current; },
-      async refresh() {
-        if (holder.renewed) return 'rejected' as const;
-        const r = await refreshCredential(current, opts.refresher, { timeoutMs: REFRESH_TIMEOUT_MS, logger: opts.logger });
-        if (r.outcome !== 'refreshed') return r.outcome;
-        current = r.credential;
-        holder.renewed = true;
-        return 'refreshed' as const;
-      },
-    };
-    return holder;
-  }
+  const refreshOptions = { timeoutMs: REFRESH_TIMEOUT_MS, logger: opts.logger };
+  const holderFor = (s: SessionData): RequestHolder => new RequestHolder(credentialOf(s), opts.refresher, refreshOptions);
 
   return {
     async decide(s) {
@@ -72,7 +77,8 @@ export function createAccessControl(opts: AccessControlOptions): AccessControl {
         return allowNow();
       }
       const c = await confirmOwnership(opts.ownership, holder, s.w, { reuse, refreshMarginMs: REQUEST_REFRESH_EARLY_MS, now: t });
-      const allow = (): AccessDecision => ({ kind: 'allow', session: withCredential(s, holder.current), renewed: holder.renewed });
+      // Unrefreshed (nearly every request), the session is the one presented: no copy.
+      const allow = (): AccessDecision => ({ kind: 'allow', session: holder.renewed ? withCredential(s, holder.current) : s, renewed: holder.renewed });
       switch (c.outcome) {
         case 'owner': return allow();
         case 'not_owner': return { kind: 'forbidden' };

@@ -186,7 +186,11 @@ export function createWorkspaceIndex(logger: Logger): WorkspaceIndex {
 
   return {
     routeForHost(host) {
-      return routes.get(host) ?? routes.get(normaliseHost(host));
+      const route = routes.get(host);
+      if (route) return route;
+      // Callers mostly pass a normalised host already (HTTP does): then a miss needs no second lookup.
+      const normal = normaliseHost(host);
+      return normal === host ? undefined : routes.get(normal);
     },
     workspaceByName(name) {
       const m = byName.get(name);

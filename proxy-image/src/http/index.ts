@@ -144,8 +144,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
   const answer = (a: Answer, headers?: Record<string, string | string[]>): Decision => ({ kind: 'answer', answer: a, headers });
 
   /** The one decision for a request (`upgrade` false) or a WebSocket upgrade (true). */
-  async function route(req: IncomingMessage, upgrade: boolean): Promise<Decision> {
-    const host = hostOf(req);
+  async function route(req: IncomingMessage, upgrade: boolean, host = hostOf(req)): Promise<Decision> {
     if (host === 'invalid') return answer(answers.badHost);
     // Probes and operators address the pod by IP, localhost or no Host: the proxy's own endpoints.
     if (host === undefined || isInternalHost(host)) return upgrade ? answer(answers.badHost) : { kind: 'internal' };
@@ -184,7 +183,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const host = hostOf(req); // for the log line only; route() decides
+    const host = hostOf(req);
     res.once('close', () => {
       const seconds = (performance.now() - started) / 1000;
       metrics.request(res.statusCode, seconds);
@@ -203,7 +202,7 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       }
     });
     if (stopping) res.setHeader('connection', 'close');
-    const d = await route(req, false);
+    const d = await route(req, false, host);
     switch (d.kind) {
       case 'answer': return sendAnswer(res, d.answer, d.headers);
       case 'internal': return internal(req, res);

@@ -69,6 +69,9 @@ export function createSshMetrics(registry: Registry): SshMetrics {
     labelNames: ['direction'],
     registers: [registry],
   });
+  // Each child resolved once, at its first bytes (so a series still appears only once it has counted): a
+  // labelled inc() hashes its label object, and this one runs per data chunk.
+  const byDirection: Partial<Record<'to_workspace' | 'from_workspace', ReturnType<typeof bytes.labels>>> = {};
   return {
     connectionOpened: () => open.inc(),
     connectionClosed: () => open.dec(),
@@ -76,6 +79,6 @@ export function createSshMetrics(registry: Registry): SshMetrics {
     authFailed: (reason) => auth.inc({ result: 'failure', reason }),
     keyAuth: (result, reason) => keyAuth.inc({ result, reason }),
     backendFailed: (kind) => backend.inc({ kind }),
-    bytes: (direction, n) => bytes.inc({ direction }, n),
+    bytes: (direction, n) => (byDirection[direction] ??= bytes.labels({ direction })).inc(n),
   };
 }
