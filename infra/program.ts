@@ -210,9 +210,7 @@ export async function main(): Promise<StackOutputs> {
     labels,
     apiToken: cfg.secrets[agentTokenKey],
     tokenConfigKey: `${pulumi.getProject()}:${agentTokenKey}`,
-    // TODO(wiring, issue 9): pass the stack's CA bundle here (kasCaCert) once its config key is on
-    // main, so agentk trusts a self-managed GitLab's internal CA.
-    kasCaCert: undefined,
+    gitlabCaBundle: cfg.gitlabCaBundle,
     protect: cfg.protect,
   });
 

@@ -13,6 +13,7 @@ import { GitLabAgentRegistration } from './agent-resource';
 import { GitLabAgentToken } from './agent-token';
 import { GitLabRepositoryFile } from './repository-file';
 import { GitLabWorkspacesAgentMapping, mappedAgents } from './workspaces-mapping';
+import type { GitLabTarget } from './gitlab-rest';
 import { Agentk, AGENT_RELEASE } from './agentk';
 
 export { agentConfigSchema, agentStackShape, refineAgent, AGENT_SECRET_KEYS, defaultAgentName, type AgentConfig } from './config';
@@ -32,8 +33,9 @@ export interface WorkspacesAgentArgs {
   apiToken?: pulumi.Input<string>;
   /** The stack config key apiToken comes from; providers read the current value from it. */
   tokenConfigKey: string;
-  /** PEM bundle agentk trusts for KAS (self-managed GitLab with an internal CA). */
-  kasCaCert?: pulumi.Input<string>;
+  /** The stack's gitlabCaBundle (a GitLab behind an internal CA): trusted by the providers' API calls,
+   *  and by agentk for KAS (`config.kasCaCert`). */
+  gitlabCaBundle?: string;
   /** Protect the agent registration (its deletion takes the workspaces with it). */
   protect?: boolean;
 }
@@ -85,7 +87,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
         renderAgentConfig({ dnsZone: args.dnsZone, proxyNamespace: ns, remoteDevelopment: c.remoteDevelopment }),
       );
       const mapping = group && args.apiToken
-        ? pulumi.output(args.apiToken).apply((token) => describeMapping({ gitlabUrl: args.gitlabUrl, token, tokenConfigKey: args.tokenConfigKey }, group, c.name))
+        ? pulumi.output(args.apiToken).apply((token) => describeMapping({ gitlabUrl: args.gitlabUrl, token, tokenConfigKey: args.tokenConfigKey, caBundle: args.gitlabCaBundle }, group, c.name))
         : pulumi.output(`not checked: set agent.group (or agent.project) and ${args.tokenConfigKey} to check it`);
       mapping.apply((m) => (m.startsWith('NOT MAPPED') ? pulumi.log.warn(m, this) : undefined));
       this.summary = mapping.apply((m): AgentSummary => ({
@@ -109,7 +111,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 
     // --- managed ---
     if (!c.project || !group || args.apiToken === undefined) throw new Error('WorkspacesAgent: managed mode needs agent.project, a group and apiToken');
-    const gitlab = { gitlabUrl: args.gitlabUrl, token: args.apiToken, tokenConfigKey: args.tokenConfigKey };
+    const gitlab = { gitlabUrl: args.gitlabUrl, token: args.apiToken, tokenConfigKey: args.tokenConfigKey, ...(args.gitlabCaBundle ? { caBundle: args.gitlabCaBundle } : {}) };
     const parent = { parent: this };
     // Protected with the stack (prod): GitLab deletes an agent's workspaces with it.
     this.registration = new GitLabAgentRegistration(name, { ...gitlab, project: c.project, name: c.name }, { parent: this, protect: args.protect });
@@ -158,7 +160,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
         kasAddress: kas,
         token: this.token.value,
         tokenId: this.token.tokenId,
-        kasCaCert: args.kasCaCert,
+        kasCaCert: args.gitlabCaBundle,
       },
       // GitLab reads the config once agentk connects: have the file in place first.
       { parent: this, dependsOn: [this.configFile] },
@@ -186,7 +188,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 }
 
 /** existing mode: is an agent of this name directly mapped in the group? Never fails the deployment. */
-async function describeMapping(target: { gitlabUrl: string; token: string; tokenConfigKey: string }, group: string, agentName: string): Promise<string> {
+async function describeMapping(target: GitLabTarget, group: string, agentName: string): Promise<string> {
   try {
     const found = await mappedAgents({ ...target, groupPath: group });
     if (!found) return `not checked: group ${group} is not visible to the token`;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from '../support/gitlab-stand-in';
 import type { StandInGroup, StandInProject } from '../support/gitlab-stand-in-agents';
 import { runStack, AGENT_TYPES, SECRET_FIXTURES } from '../support/stack-fixtures';
+import { makePrivateCa, type PrivateCa } from '../support/private-ca';
 import type { AgentOuts, AgentProps } from '../../infra/agent/agent-resource';
 import type { AgentTokenOuts, AgentTokenProps } from '../../infra/agent/agent-token';
 import type { RepositoryFileProps } from '../../infra/agent/repository-file';
@@ -15,6 +16,12 @@ import type * as pulumi from '@pulumi/pulumi';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require('require-from-string') as (code: string, filename?: string) => { handler(): pulumi.dynamic.ResourceProvider };
+
+// The Config class the dynamic provider host builds from the engine's Configure request.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { Config } = require('@pulumi/pulumi/cmd/dynamic-provider/config.js') as {
+  Config: new (raw: Record<string, string>, project: string) => pulumi.dynamic.Config;
+};
 
 type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, 'configure' | 'check' | 'create' | 'read' | 'diff' | 'update' | 'delete'>>;
 
@@ -286,5 +293,69 @@ describe('GitLab agent dynamic providers', () => {
     assert.equal(gitlab.agents.file(project, file.path), undefined);
     assert.equal(gitlab.agents.tokensOf(Number(agent.agentId)).filter((x) => x.status === 'active').length, 0);
     assert.equal(gitlab.agents.agentsOf(project).length, 0);
+  });
+});
+
+describe('GitLab agent dynamic providers: a GitLab behind an internal CA', () => {
+  // The same providers over HTTPS signed by a private CA: the bundle comes from the stack config
+  // (configure) or, without one, from the resource's saved input, as the OAuth-app provider does.
+  let ca: PrivateCa;
+  let gitlab: GitLabStandIn;
+  let token: string;
+  let serializedAgent: string;
+  let project: StandInProject;
+  const provider = (config: Record<string, string> | undefined): Provider => {
+    const p = requireFromString(serializedAgent).handler() as Provider;
+    if (config) void p.configure({ config: new Config(config, 'gitlab-workspaces') } as never);
+    return p;
+  };
+  before(async () => {
+    ca = makePrivateCa();
+    gitlab = await startGitLabStandIn({ tls: { key: ca.keyPem, cert: ca.certPem } });
+    const owner = gitlab.addUser({ username: 'olivia', password: 'pw' });
+    const group = gitlab.agents.addGroup('platform');
+    project = gitlab.agents.addProject(group, 'workspaces-agent');
+    gitlab.agents.addMember(group, owner, 'owner');
+    token = gitlab.createPersonalAccessToken(owner);
+    serializedAgent = String((await runStack('dev')).find(AGENT_TYPES.agent).inputs.__provider);
+  });
+  after(async () => {
+    await gitlab.close();
+    ca.cleanup();
+  });
+  const inputs = (over: Partial<AgentProps> = {}): AgentProps => ({ gitlabUrl: gitlab.url, token, tokenConfigKey: KEY, project: 'platform/workspaces-agent', name: 'behind-ca', ...over });
+
+  it('without the bundle: a clear error naming gitlabCaBundle, nothing created, no token in it', async () => {
+    await assert.rejects(provider({ [KEY]: token }).create(inputs()), (err: Error) => {
+      assert.match(err.message, /TLS certificate is not trusted/);
+      assert.match(err.message, /gitlab-workspaces:gitlabCaBundle/);
+      assert.ok(!err.message.includes(token));
+      return true;
+    });
+    assert.equal(gitlab.agents.agentsOf(project).length, 0);
+  });
+
+  it('registers, reads and deletes with the bundle from the stack config', async () => {
+    const p = provider({ [KEY]: token, 'gitlab-workspaces:gitlabCaBundle': ca.caPem });
+    const created = await p.create(inputs());
+    assert.equal((await p.read(created.id, created.outs)).id, created.id);
+    await p.delete(created.id, created.outs);
+    assert.deepEqual(await p.read(created.id, created.outs), {});
+  });
+
+  it('uses the bundle saved as an input when the config has none (a destroy without the stack file)', async () => {
+    const p = provider({});
+    const created = await p.create(inputs({ caBundle: ca.caPem, name: 'saved-bundle' }));
+    assert.equal((created.outs as AgentOuts).caBundle, ca.caPem);
+    await p.delete(created.id, created.outs);
+    assert.deepEqual(await p.read(created.id, created.outs), {});
+  });
+
+  it('a new bundle is an in-place update that calls nothing', async () => {
+    const p = provider({});
+    const olds = { ...inputs({ caBundle: ca.caPem }), agentId: '1', agentGid: 'g', projectId: '1', projectFullPath: 'x', defaultBranch: 'main' } satisfies AgentOuts;
+    const d = await p.diff('1', olds, inputs({ caBundle: `${ca.caPem}\n` }));
+    assert.deepEqual([d.changes, d.replaces], [true, []]);
+    assert.equal((await p.update('1', olds, inputs())).outs.caBundle, undefined);
   });
 });
