@@ -120,6 +120,24 @@ export async function main(): Promise<StackOutputs> {
       })
     : undefined;
   const signingKey = new SigningKey('signing-key');
+  // --- GitLab agent (infra/agent): rendered from the proxy's own zone and namespace ---
+  const agentTokenKey = cfg.secrets.gitlabApiToken ? 'gitlabApiToken' : 'gitlabAdminToken';
+  const agent = new WorkspacesAgent('agent', {
+    config: { ...cfg.agent, name: cfg.agentName },
+    stack: cfg.stack,
+    gitlabUrl,
+    dnsZone: cfg.dnsZone,
+    proxyNamespace: ns.name,
+    labels,
+    apiToken: cfg.secrets[agentTokenKey],
+    tokenConfigKey: `${pulumi.getProject()}:${agentTokenKey}`,
+    gitlabCaBundle: cfg.gitlabCaBundle,
+    protect: cfg.protect,
+    // SSH key logins need the proxy's own token: managed mode makes it (otherwise sshServiceToken).
+    proxyServiceToken: cfg.ssh.enabled && cfg.ssh.publicKeyAuth,
+  });
+  const serviceToken = agent.proxyServiceToken?.value ?? cfg.secrets.sshServiceToken;
+
   const config = new ProxyConfigSecret('proxy-config', {
     namespace: ns.name,
     labels,
@@ -139,7 +157,7 @@ export async function main(): Promise<StackOutputs> {
       backendUsername: cfg.ssh.backendUsername,
       publicKeyAuth: cfg.ssh.publicKeyAuth,
     },
-    serviceToken: cfg.secrets.sshServiceToken,
+    serviceToken,
   });
   const image = new ProxyImage('proxy-image', {
     image: cfg.image,
@@ -199,24 +217,9 @@ export async function main(): Promise<StackOutputs> {
     cloudflareApiToken: cfg.secrets.cloudflareApiToken,
   });
 
-  // --- GitLab agent (infra/agent): rendered from the proxy's own zone and namespace ---
-  const agentTokenKey = cfg.secrets.gitlabApiToken ? 'gitlabApiToken' : 'gitlabAdminToken';
-  const agent = new WorkspacesAgent('agent', {
-    config: { ...cfg.agent, name: cfg.agentName },
-    stack: cfg.stack,
-    gitlabUrl,
-    dnsZone: cfg.dnsZone,
-    proxyNamespace: ns.name,
-    labels,
-    apiToken: cfg.secrets[agentTokenKey],
-    tokenConfigKey: `${pulumi.getProject()}:${agentTokenKey}`,
-    gitlabCaBundle: cfg.gitlabCaBundle,
-    protect: cfg.protect,
-  });
-
   const sshPort = cfg.ssh.servicePort;
   // How users log in: their GitLab SSH key when the proxy has a service token to look keys up with.
-  const keysOn = cfg.ssh.publicKeyAuth && cfg.secrets.sshServiceToken !== undefined;
+  const keysOn = cfg.ssh.publicKeyAuth && serviceToken !== undefined;
   const sshLoginHint = keysOn
     ? 'log in with an SSH key from your GitLab profile, or a personal access token as password'
     : 'password: a GitLab personal access token';

@@ -6,6 +6,8 @@
 //   none      nothing.
 // The config file is rendered from the proxy's own values (dns_zone = the proxy's wildcard zone,
 // gitlab_workspaces_proxy.namespace = the proxy's namespace), so the two cannot drift apart.
+// In managed mode it also makes the proxy's own token for SSH key logins (auth.service_token): a project
+// access token of the agent's project, Maintainer, read_api (infra/components/project-access-token.ts).
 import * as pulumi from '@pulumi/pulumi';
 import { parentPath, type AgentConfig } from './config';
 import { agentConfigPath, kasAddress, renderAgentConfig } from './render';
@@ -15,6 +17,7 @@ import { GitLabRepositoryFile } from './repository-file';
 import { GitLabWorkspacesAgentMapping, mappedAgents } from './workspaces-mapping';
 import type { GitLabTarget } from './gitlab-rest';
 import { Agentk, AGENT_RELEASE } from './agentk';
+import { GitLabProjectAccessToken } from '../components/project-access-token';
 
 export { agentConfigSchema, agentStackShape, refineAgent, AGENT_SECRET_KEYS, defaultAgentName, type AgentConfig } from './config';
 export { renderAgentConfig, kasAddress, agentConfigPath, WORKSPACES_PROXY_POD_LABELS } from './render';
@@ -38,6 +41,8 @@ export interface WorkspacesAgentArgs {
   gitlabCaBundle?: string;
   /** Protect the agent registration (its deletion takes the workspaces with it). */
   protect?: boolean;
+  /** managed mode: also create the proxy's service token (SSH key logins) in the agent's project. */
+  proxyServiceToken?: boolean;
 }
 
 /** The stack output about the agent (`agent`). */
@@ -65,6 +70,8 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
   readonly configFile: GitLabRepositoryFile | undefined;
   readonly mapping: GitLabWorkspacesAgentMapping | undefined;
   readonly agentk: Agentk | undefined;
+  /** The proxy's service token (managed mode with proxyServiceToken); `value` is secret. */
+  readonly proxyServiceToken: GitLabProjectAccessToken | undefined;
 
   constructor(name: string, args: WorkspacesAgentArgs, opts?: pulumi.ComponentResourceOptions) {
     super('gitlab-workspaces:agent:Agent', name, {}, opts);
@@ -75,13 +82,13 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 
     if (c.mode === 'none') {
       this.configText = this.summary = this.projectId = undefined;
-      this.registration = this.token = this.configFile = this.mapping = this.agentk = undefined;
+      this.registration = this.token = this.configFile = this.mapping = this.agentk = this.proxyServiceToken = undefined;
       this.registerOutputs({});
       return;
     }
 
     if (c.mode === 'existing') {
-      this.registration = this.token = this.configFile = this.mapping = this.agentk = undefined;
+      this.registration = this.token = this.configFile = this.mapping = this.agentk = this.proxyServiceToken = undefined;
       this.projectId = undefined;
       this.configText = pulumi.output(args.proxyNamespace).apply((ns) =>
         renderAgentConfig({ dnsZone: args.dnsZone, proxyNamespace: ns, remoteDevelopment: c.remoteDevelopment }),
@@ -165,6 +172,27 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
       // GitLab reads the config once agentk connects: have the file in place first.
       { parent: this, dependsOn: [this.configFile] },
     );
+    // Maintainer + read_api: GitLab lets Maintainers of the agent's project read its workspaces (the
+    // owner query) and read_api lists users' keys. Expires after a year; a `pulumi up` in the last 30
+    // days makes the next one first, rolls the proxy onto it (a new config Secret), then revokes this one.
+    this.proxyServiceToken = args.proxyServiceToken
+      ? new GitLabProjectAccessToken(
+          `${name}-proxy-service-token`,
+          {
+            gitlabUrl: args.gitlabUrl,
+            token: args.apiToken,
+            tokenConfigKey: args.tokenConfigKey,
+            caBundle: args.gitlabCaBundle,
+            project: reg.projectId,
+            name: `gitlab-workspaces-proxy (${args.stack})`,
+            scopes: 'read_api',
+            accessLevel: 40,
+            lifetimeDays: 365,
+            rotateBeforeDays: 30,
+          },
+          parent,
+        )
+      : undefined;
     const project = c.project;
     this.summary = pulumi.all([reg.projectId, reg.agentId]).apply(([projectId, agentId]): AgentSummary => ({
       mode: 'managed' as const,

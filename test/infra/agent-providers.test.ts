@@ -6,9 +6,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from '../support/gitlab-stand-in';
 import type { StandInGroup, StandInProject } from '../support/gitlab-stand-in-agents';
-import { runStack, AGENT_TYPES, SECRET_FIXTURES } from '../support/stack-fixtures';
+import { runStack, AGENT_TYPES, PROXY_TOKEN_TYPE, SECRET_FIXTURES } from '../support/stack-fixtures';
 import { makePrivateCa, type PrivateCa } from '../support/private-ca';
 import type { AgentOuts, AgentProps } from '../../infra/agent/agent-resource';
+import type { ProjectAccessTokenOuts, ProjectAccessTokenProps } from '../../infra/components/project-access-token';
 import type { AgentTokenOuts, AgentTokenProps } from '../../infra/agent/agent-token';
 import type { RepositoryFileProps } from '../../infra/agent/repository-file';
 import type { WorkspacesMappingOuts, WorkspacesMappingProps } from '../../infra/agent/workspaces-mapping';
@@ -36,10 +37,10 @@ describe('GitLab agent dynamic providers', () => {
   let developer: GitLabUser;
   /** Tokens: owner (group Owner), maintainer (project Maintainer only), developer. */
   const t = { owner: '', maintainer: '', developer: '' };
-  const serialized: Record<keyof typeof AGENT_TYPES, string> = { agent: '', token: '', file: '', mapping: '' };
+  const serialized: Record<keyof typeof AGENT_TYPES | 'proxyToken', string> = { agent: '', token: '', file: '', mapping: '', proxyToken: '' };
   /** What the stack's config holds now (the host hands it to configure()). */
   const stackConfig = new Map<string, string>();
-  const load = (kind: keyof typeof AGENT_TYPES): Provider => {
+  const load = (kind: keyof typeof serialized): Provider => {
     const p = requireFromString(serialized[kind]).handler() as Provider;
     void p.configure({ config: { get: (k: string) => stackConfig.get(k.includes(':') ? k : `gitlab-workspaces:${k}`) } } as never);
     return p;
@@ -67,6 +68,7 @@ describe('GitLab agent dynamic providers', () => {
     for (const kind of Object.keys(AGENT_TYPES) as (keyof typeof AGENT_TYPES)[]) {
       serialized[kind] = String(run.find(AGENT_TYPES[kind]).inputs.__provider);
     }
+    serialized.proxyToken = String(run.find(PROXY_TOKEN_TYPE).inputs.__provider);
     [agentP, tokenP, fileP, mappingP] = [load('agent'), load('token'), load('file'), load('mapping')];
   });
   after(async () => {
@@ -86,7 +88,8 @@ describe('GitLab agent dynamic providers', () => {
       assert.ok(text.length > 0 && text.length < 60_000, `${kind}: ${text.length} bytes`);
       for (const secret of Object.values(SECRET_FIXTURES)) assert.ok(!text.includes(secret), `${kind} carries no fixture secret`);
       assert.doesNotMatch(text, /this\.#/, 'no private class fields');
-      assert.doesNotMatch(text, /@gitbeaker/, 'no client library (Agents.createToken sends GET in 43.8.0)');
+      // The proxy's service token is project-access-token.ts's gitbeaker provider (its own tests).
+      if (kind !== 'proxyToken') assert.doesNotMatch(text, /@gitbeaker/, 'no client library (Agents.createToken sends GET in 43.8.0)');
     }
   });
 
@@ -276,6 +279,32 @@ describe('GitLab agent dynamic providers', () => {
     // A group the token cannot see.
     await assert.rejects(mappingP.create({ ...inputs, groupPath: 'nobody-sees-this' }), /does not exist or the token's user cannot see it/);
     await agentP.delete(agent.agentId, agent);
+  });
+
+  it('one project: the agent and the proxy\'s service token in it, which may ask who owns the agent\'s workspaces', async () => {
+    const agent = await newAgent('with-proxy-token');
+    const patP = load('proxyToken');
+    const props: ProjectAccessTokenProps = {
+      ...base(), project: agent.projectId, name: 'gitlab-workspaces-proxy (dev)', scopes: 'read_api', accessLevel: 40, lifetimeDays: 365, rotateBeforeDays: 30,
+    };
+    const created = await patP.create((await patP.check({}, props)).inputs);
+    const outs = created.outs as ProjectAccessTokenOuts;
+    const inGitLab = gitlab.projectAccessTokens(project).find((x) => String(x.id) === created.id);
+    assert.deepEqual([inGitLab?.accessLevel, inGitLab?.scopes], [40, ['read_api']], 'made in the agent\'s project');
+    gitlab.setWorkspaceOwner(501, developer, { agentProject: project });
+    const res = await fetch(`${gitlab.url}/api/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${outs.value}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query { workspace(id: "gid://gitlab/RemoteDevelopment::Workspace/501") { user { id } } }' }),
+    });
+    assert.equal(((await res.json()) as { data: { workspace: { user: { id: string } } } }).data.workspace.user.id, developer.gid);
+    // The bot is a Maintainer of the project: it sees the agent too (read with its token).
+    const agents = await fetch(`${gitlab.url}/api/v4/projects/${agent.projectId}/cluster_agents`, { headers: { 'PRIVATE-TOKEN': outs.value } });
+    assert.deepEqual(((await agents.json()) as { name: string }[]).map((a) => a.name), ['with-proxy-token']);
+    await patP.delete(created.id, outs);
+    assert.equal(gitlab.projectAccessTokens(project).find((x) => String(x.id) === created.id)?.revoked, true);
+    await agentP.delete(agent.agentId, agent);
+    gitlab.setWorkspaceOwner(501, null);
   });
 
   it('destroy leaves nothing in GitLab: mapping, file, tokens and agent', async () => {
