@@ -134,8 +134,8 @@ export const stackConfigSchema = z
     imagePull: imagePullSchema.prefault({}),
     imagePullPassword: secretString('a registry token with read access, e.g. a GitLab deploy token with read_registry').optional(),
     /** The proxy's own GitLab token for SSH key logins: a project access token (Maintainer, read_api)
-     *  of the agent's project. With agent.mode managed the program creates it instead (this key is
-     *  refused then). Unset otherwise: SSH takes personal access tokens only. */
+     *  of the agent's project. Unset with agent.mode managed: the program creates one; unset otherwise:
+     *  SSH takes personal access tokens only. */
     sshServiceToken: secretString('a project access token with read_api on the agent project').optional(),
     replicas: z.number().int().min(1).max(50).default(2),
     autoscaling: autoscalingSchema.prefault({}),
@@ -165,10 +165,6 @@ export const stackConfigSchema = z
     // SSH has its own load balancer: one name for both would need two DNS records with two targets.
     if (c.ssh.enabled && c.ssh.host === c.proxyDomain) {
       ctx.addIssue({ code: 'custom', path: ['ssh', 'host'], message: 'must differ from proxyDomain (SSH has its own load balancer)' });
-    }
-    // One owner for the proxy's service token: a managed agent makes it in its project.
-    if (c.agent.mode === 'managed' && c.sshServiceToken) {
-      ctx.addIssue({ code: 'custom', path: ['sshServiceToken'], message: 'not used when agent.mode is managed: the program creates the agent project\'s access token for the proxy (pulumi config rm sshServiceToken)' });
     }
     if (c.autoscaling.enabled && c.autoscaling.maxReplicas < c.replicas) {
       ctx.addIssue({ code: 'custom', path: ['autoscaling', 'maxReplicas'], message: 'must be at least replicas' });

@@ -133,10 +133,10 @@ export async function main(): Promise<StackOutputs> {
     tokenConfigKey: `${pulumi.getProject()}:${agentTokenKey}`,
     gitlabCaBundle: cfg.gitlabCaBundle,
     protect: cfg.protect,
-    // SSH key logins need the proxy's own token: managed mode makes it (otherwise sshServiceToken).
-    proxyServiceToken: cfg.ssh.enabled && cfg.ssh.publicKeyAuth,
+    // SSH key logins need the proxy's own token: the stack's sshServiceToken, else managed mode makes one.
+    proxyServiceToken: cfg.ssh.enabled && cfg.ssh.publicKeyAuth && !cfg.secrets.sshServiceToken,
   });
-  const serviceToken = agent.proxyServiceToken?.value ?? cfg.secrets.sshServiceToken;
+  const serviceToken = cfg.secrets.sshServiceToken ?? agent.proxyServiceToken?.value;
 
   const config = new ProxyConfigSecret('proxy-config', {
     namespace: ns.name,

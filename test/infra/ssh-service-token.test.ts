@@ -1,6 +1,6 @@
-// The SSH service token (issue 11): with agent.mode managed the program creates it (a project access token
-// of the agent's project, Maintainer, read_api); otherwise a stack may give one as the secret
-// `sshServiceToken`. Either way it reaches the pod only inside the config Secret (auth.service_token),
+// The SSH service token (issue 11): a stack may give one as the secret `sshServiceToken`; without it, a
+// managed agent (agent.mode managed) has the program create it (a project access token of the agent's
+// project, Maintainer, read_api). Either way it reaches the pod only inside the config Secret (auth.service_token),
 // never a plain input, an output or an argument, and the sshEndpoint output tells users how to log in.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,10 +51,10 @@ describe('the service token of a managed agent', () => {
     }
   });
 
-  it('sshServiceToken is refused next to a managed agent, naming the key', async () => {
-    const run = await runStack('dev', { [KEY]: TOKEN }, { extraSecretKeys: [KEY], expectError: true });
-    assert.match(String(run.error?.message), /gitlab-workspaces:sshServiceToken: not used when agent\.mode is managed/);
-    assert.ok(!String(run.error?.message).includes(TOKEN));
+  it('a stack\'s own sshServiceToken wins: none is made', async () => {
+    const run = await runStack('dev', { [KEY]: TOKEN }, { extraSecretKeys: [KEY] });
+    assert.equal(run.ofType(PROXY_TOKEN_TYPE).length, 0);
+    assert.equal(configOf(run).auth.service_token, TOKEN);
   });
 });
 
