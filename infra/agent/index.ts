@@ -18,6 +18,9 @@ import { GitLabWorkspacesAgentMapping, mappedAgents } from './workspaces-mapping
 import type { GitLabTarget } from './gitlab-rest';
 import { Agentk, AGENT_RELEASE } from './agentk';
 import { GitLabProjectAccessToken } from '../components/project-access-token';
+import { nestedComponentAliases } from '../components/aliases';
+
+const AGENT_TYPE = 'gitlab-workspaces:agent:Agent';
 
 export { agentConfigSchema, agentStackShape, refineAgent, AGENT_SECRET_KEYS, defaultAgentName, type AgentConfig } from './config';
 export { renderAgentConfig, kasAddress, agentConfigPath, WORKSPACES_PROXY_POD_LABELS } from './render';
@@ -74,7 +77,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
   readonly proxyServiceToken: GitLabProjectAccessToken | undefined;
 
   constructor(name: string, args: WorkspacesAgentArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('gitlab-workspaces:agent:Agent', name, {}, opts);
+    super(AGENT_TYPE, name, {}, opts);
     const c = args.config;
     const kas = kasAddress(args.gitlabUrl);
     const configFilePath = agentConfigPath(c.name);
@@ -170,7 +173,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
         kasCaCert: args.gitlabCaBundle,
       },
       // GitLab reads the config once agentk connects: have the file in place first.
-      { parent: this, dependsOn: [this.configFile] },
+      { parent: this, dependsOn: [this.configFile], aliases: nestedComponentAliases({ name, type: AGENT_TYPE, aliases: opts?.aliases }, name) },
     );
     // Maintainer + read_api: GitLab lets Maintainers of the agent's project read its workspaces (the
     // owner query) and read_api lists users' keys. Expires after a year; a `pulumi up` in the last 30
