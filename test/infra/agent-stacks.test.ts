@@ -48,7 +48,7 @@ for (const stack of STACKS) {
 
     it('declares the agent, its token, its config file and the mapping, each its own GitLab resource', () => {
       const component = run.find(T.component);
-      assert.equal(run.parentOf(component)?.type, 'pulumi:pulumi:Stack');
+      assert.equal(run.parentOf(component)?.type, 'gitlab-workspaces:index:GitLabWorkspaces');
       for (const type of Object.values(AGENT_TYPES)) {
         const r = run.find(type);
         assert.equal(run.parentOf(r)?.type, T.component, type);
