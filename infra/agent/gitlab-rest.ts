@@ -2,7 +2,7 @@
 // library: @gitbeaker/core 43.8.0's Agents.createToken sends GET instead of POST).
 //
 // The providers are serialized with their closures into the state, and these functions with them:
-// keep this module free of run-time imports and of anything but small functions, and never put a token in an
+// keep this module free of run-time imports (but import-free helpers) and of anything but small functions, and never put a token in an
 // error message (messages reach the CLI and CI logs).
 //
 // Which token: the one the stack is configured with *now*. The dynamic provider host calls
@@ -17,6 +17,7 @@
 // configured bundle wins over the one saved as an input, and verification is never switched off.
 
 import type * as pulumi from '@pulumi/pulumi';
+import { untrustedCertificateError } from '../components/gitbeaker-options';
 
 /** The GitLab inputs every agent resource takes (a type only: nothing is imported at run time). */
 export interface GitLabTargetArgs {
@@ -137,12 +138,8 @@ async function gitlabFetch(t: GitLabTarget, method: string, path: string, auth: 
       ...({ dispatcher: dispatcherFor(currentCaBundle(t)) } as object),
     });
   } catch (err) {
-    const cause = (err as { cause?: { message?: string; code?: unknown } }).cause;
-    const where = `Could not reach GitLab at ${t.gitlabUrl} (${method} ${path.split('?')[0]})`;
-    if (typeof cause?.code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(cause.code)) {
-      throw new Error(`${where}: GitLab's TLS certificate is not trusted (${cause.code}). If GitLab uses an internal CA, set gitlab-workspaces:${CA_BUNDLE_CONFIG_KEY} to its PEM certificate(s).`);
-    }
-    throw new Error(`${where}: ${cause?.message ?? (err as Error).message}`);
+    const what = `reach GitLab at ${t.gitlabUrl} (${method} ${path.split('?')[0]})`;
+    throw untrustedCertificateError(err, what) ?? new Error(`Could not ${what}: ${(err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message}`);
   }
   const text = await res.text();
   let parsed: unknown = text;

@@ -1,5 +1,7 @@
-// Connection options for @gitbeaker/rest in the dynamic providers built on it (the OAuth app, the
-// proxy's project access token). Serialized with those providers: no run-time imports at module level.
+// How the GitLab dynamic providers connect: options for @gitbeaker/rest (the OAuth app, the proxy's
+// project access token), and the one explanation of an untrusted GitLab certificate (those and the
+// fetch-based agent providers, infra/agent/gitlab-rest.ts). Serialized with those providers: no
+// run-time imports at module level.
 //
 // A CA bundle (the stack's gitlabCaBundle, infra/components/gitlab-ca.ts) is *added* to Node's public
 // roots through an undici dispatcher (gitbeaker passes `agent` to fetch as its dispatcher);
