@@ -134,7 +134,8 @@ export const stackConfigSchema = z
     imagePull: imagePullSchema.prefault({}),
     imagePullPassword: secretString('a registry token with read access, e.g. a GitLab deploy token with read_registry').optional(),
     /** The proxy's own GitLab token for SSH key logins: a project access token (Maintainer, read_api)
-     *  of the agent's project. Unset: SSH takes personal access tokens only. */
+     *  of the agent's project. Unset with agent.mode managed: the program creates one; unset otherwise:
+     *  SSH takes personal access tokens only. */
     sshServiceToken: secretString('a project access token with read_api on the agent project').optional(),
     replicas: z.number().int().min(1).max(50).default(2),
     autoscaling: autoscalingSchema.prefault({}),

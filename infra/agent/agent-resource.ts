@@ -4,7 +4,7 @@
 // project). Deleting the agent revokes its tokens in GitLab.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts and docs/testing.md.
 import * as pulumi from '@pulumi/pulumi';
-import { checkTarget, configureFromStack, gitlabError, gitlabRest, type GitLabTarget, projectPath, tokenChanged, withToken } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabError, gitlabRest, type GitLabTarget, type GitLabTargetArgs, projectPath, tokenChanged, withToken } from './gitlab-rest';
 
 export interface AgentProps extends GitLabTarget {
   /** Full path of the project (or its numeric id). */
@@ -97,11 +97,7 @@ export const gitlabAgentProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-export interface GitLabAgentArgs {
-  gitlabUrl: pulumi.Input<string>;
-  /** A token with the api scope (pass a secret); read/delete prefer the stack's current one. */
-  token: pulumi.Input<string>;
-  tokenConfigKey: pulumi.Input<string>;
+export interface GitLabAgentArgs extends GitLabTargetArgs {
   project: pulumi.Input<string>;
   name: pulumi.Input<string>;
 }

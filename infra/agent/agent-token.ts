@@ -5,7 +5,7 @@
 // agent exactly so that a rotation never leaves agentk without a valid one.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts.
 import * as pulumi from '@pulumi/pulumi';
-import { checkTarget, configureFromStack, gitlabError, gitlabMessage, gitlabRest, type GitLabTarget, projectPath, tokenChanged, withToken } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabError, gitlabMessage, gitlabRest, type GitLabTarget, type GitLabTargetArgs, projectPath, tokenChanged, withToken } from './gitlab-rest';
 
 export interface AgentTokenProps extends GitLabTarget {
   projectId: string;
@@ -82,10 +82,7 @@ export const gitlabAgentTokenProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-export interface GitLabAgentTokenArgs {
-  gitlabUrl: pulumi.Input<string>;
-  token: pulumi.Input<string>;
-  tokenConfigKey: pulumi.Input<string>;
+export interface GitLabAgentTokenArgs extends GitLabTargetArgs {
   projectId: pulumi.Input<string>;
   agentId: pulumi.Input<string>;
   name: pulumi.Input<string>;

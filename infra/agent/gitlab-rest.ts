@@ -2,7 +2,7 @@
 // library: @gitbeaker/core 43.8.0's Agents.createToken sends GET instead of POST).
 //
 // The providers are serialized with their closures into the state, and these functions with them:
-// keep this module free of imports and of anything but small functions, and never put a token in an
+// keep this module free of run-time imports (but import-free helpers) and of anything but small functions, and never put a token in an
 // error message (messages reach the CLI and CI logs).
 //
 // Which token: the one the stack is configured with *now*. The dynamic provider host calls
@@ -11,9 +11,29 @@
 // configuration"); each provider stores it here and every call reads the key named by the resource's
 // `tokenConfigKey`. The token saved in the resource's (secret) state is the fallback, so a rotated or
 // expired token in state does not break refresh, destroy or the review-stack teardown.
+//
+// A GitLab behind an internal CA: the stack's `gitlabCaBundle` (infra/components/gitlab-ca.ts) is
+// *added* to Node's public roots for these calls, as the OAuth-app provider does (oauth-app.ts); the
+// configured bundle wins over the one saved as an input, and verification is never switched off.
 
-/** Per deserialized provider: the stack config handed to configure(). */
-export const providerRuntime: { config?: { get(key: string): string | undefined } } = {};
+import type * as pulumi from '@pulumi/pulumi';
+import { untrustedCertificateError } from '../components/gitbeaker-options';
+
+/** The GitLab inputs every agent resource takes (a type only: nothing is imported at run time). */
+export interface GitLabTargetArgs {
+  gitlabUrl: pulumi.Input<string>;
+  /** A token with the api scope (pass a secret); every call prefers the stack's current one. */
+  token: pulumi.Input<string>;
+  tokenConfigKey: pulumi.Input<string>;
+  /** PEM CA bundle of a GitLab behind an internal CA; the stack's current `gitlabCaBundle` wins. */
+  caBundle?: pulumi.Input<string>;
+}
+
+/** Per deserialized provider: the stack config handed to configure(), and one TLS dispatcher per CA bundle. */
+export const providerRuntime: { config?: { get(key: string): string | undefined }; dispatchers?: Map<string, unknown> } = {};
+
+/** The stack config key (project-relative) of the CA bundle, as the OAuth-app provider reads it. */
+export const CA_BUNDLE_CONFIG_KEY = 'gitlabCaBundle';
 
 export interface GitLabTarget {
   gitlabUrl: string;
@@ -21,6 +41,8 @@ export interface GitLabTarget {
   token: string;
   /** Stack config key holding the current token, e.g. `gitlab-workspaces:gitlabApiToken`. */
   tokenConfigKey?: string;
+  /** PEM CA bundle GitLab's certificate chains to (unset or '': public CAs only). */
+  caBundle?: string;
 }
 
 export interface GitLabResponse {
@@ -42,20 +64,45 @@ export function checkTarget(news: Partial<GitLabTarget>, failures: { property: s
   return gitlabUrl ?? news.gitlabUrl;
 }
 
-/** The token (or the config key it is read from) changed: an in-place update that calls nothing. */
+/** The token (or the config key it is read from) or the CA bundle changed: an in-place update that calls nothing. */
 export function tokenChanged(olds: GitLabTarget, news: GitLabTarget): boolean {
-  return olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey;
+  return olds.token !== news.token || olds.tokenConfigKey !== news.tokenConfigKey || (olds.caBundle ?? '') !== (news.caBundle ?? '');
 }
 
-/** update() of a resource whose only in-place change is its token. */
+/** update() of a resource whose only in-place change is its token (or CA bundle). */
 export function withToken<T extends GitLabTarget>(olds: T, news: GitLabTarget): T {
-  return { ...olds, token: news.token, tokenConfigKey: news.tokenConfigKey };
+  const out: T = { ...olds, token: news.token, tokenConfigKey: news.tokenConfigKey };
+  if (news.caBundle) out.caBundle = news.caBundle;
+  else delete out.caBundle;
+  return out;
 }
 
 /** The token to send: the stack's current one when the host configured us, else the stored one. */
 export function currentToken(t: GitLabTarget): string {
   const configured = t.tokenConfigKey ? providerRuntime.config?.get(t.tokenConfigKey) : undefined;
   return typeof configured === 'string' && configured.length > 0 ? configured : t.token;
+}
+
+/** The CA bundle to trust: the stack's current one when configured, else the saved one ('' = none). */
+export function currentCaBundle(t: GitLabTarget): string {
+  const configured = providerRuntime.config?.get(CA_BUNDLE_CONFIG_KEY);
+  return typeof configured === 'string' && configured.length > 0 ? configured : (t.caBundle ?? '');
+}
+
+/** fetch's dispatcher trusting the public roots plus the bundle (undefined: Node's default). */
+function dispatcherFor(caBundle: string): unknown {
+  if (!caBundle) return undefined;
+  providerRuntime.dispatchers ??= new Map();
+  let d = providerRuntime.dispatchers.get(caBundle);
+  if (!d) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Agent } = require('undici') as typeof import('undici');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { rootCertificates } = require('node:tls') as typeof import('node:tls');
+    d = new Agent({ connect: { ca: [...rootCertificates, caBundle] } });
+    providerRuntime.dispatchers.set(caBundle, d);
+  }
+  return d;
 }
 
 /** `/api/v4<path>` with JSON in and out. Throws only when GitLab cannot be reached. */
@@ -87,10 +134,12 @@ async function gitlabFetch(t: GitLabTarget, method: string, path: string, auth: 
       body: body === undefined ? undefined : JSON.stringify(body),
       redirect: 'error',
       signal: AbortSignal.timeout(60_000),
+      // Not in lib.dom's RequestInit: Node's fetch (undici) takes it.
+      ...({ dispatcher: dispatcherFor(currentCaBundle(t)) } as object),
     });
   } catch (err) {
-    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-    throw new Error(`Could not reach GitLab at ${t.gitlabUrl} (${method} ${path.split('?')[0]}): ${cause}`);
+    const what = `reach GitLab at ${t.gitlabUrl} (${method} ${path.split('?')[0]})`;
+    throw untrustedCertificateError(err, what) ?? new Error(`Could not ${what}: ${(err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message}`);
   }
   const text = await res.text();
   let parsed: unknown = text;

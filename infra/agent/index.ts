@@ -6,6 +6,8 @@
 //   none      nothing.
 // The config file is rendered from the proxy's own values (dns_zone = the proxy's wildcard zone,
 // gitlab_workspaces_proxy.namespace = the proxy's namespace), so the two cannot drift apart.
+// In managed mode it also makes the proxy's own token for SSH key logins (auth.service_token): a project
+// access token of the agent's project, Maintainer, read_api (infra/components/project-access-token.ts).
 import * as pulumi from '@pulumi/pulumi';
 import { parentPath, type AgentConfig } from './config';
 import { agentConfigPath, kasAddress, renderAgentConfig } from './render';
@@ -13,7 +15,12 @@ import { GitLabAgentRegistration } from './agent-resource';
 import { GitLabAgentToken } from './agent-token';
 import { GitLabRepositoryFile } from './repository-file';
 import { GitLabWorkspacesAgentMapping, mappedAgents } from './workspaces-mapping';
+import type { GitLabTarget } from './gitlab-rest';
 import { Agentk, AGENT_RELEASE } from './agentk';
+import { GitLabProjectAccessToken } from '../components/project-access-token';
+import { nestedComponentAliases } from '../components/aliases';
+
+const AGENT_TYPE = 'gitlab-workspaces:agent:Agent';
 
 export { agentConfigSchema, agentStackShape, refineAgent, AGENT_SECRET_KEYS, defaultAgentName, type AgentConfig } from './config';
 export { renderAgentConfig, kasAddress, agentConfigPath, WORKSPACES_PROXY_POD_LABELS } from './render';
@@ -32,10 +39,13 @@ export interface WorkspacesAgentArgs {
   apiToken?: pulumi.Input<string>;
   /** The stack config key apiToken comes from; providers read the current value from it. */
   tokenConfigKey: string;
-  /** PEM bundle agentk trusts for KAS (self-managed GitLab with an internal CA). */
-  kasCaCert?: pulumi.Input<string>;
+  /** The stack's gitlabCaBundle (a GitLab behind an internal CA): trusted by the providers' API calls,
+   *  and by agentk for KAS (`config.kasCaCert`). */
+  gitlabCaBundle?: string;
   /** Protect the agent registration (its deletion takes the workspaces with it). */
   protect?: boolean;
+  /** managed mode: also create the proxy's service token (SSH key logins) in the agent's project. */
+  proxyServiceToken?: boolean;
 }
 
 /** The stack output about the agent (`agent`). */
@@ -63,9 +73,11 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
   readonly configFile: GitLabRepositoryFile | undefined;
   readonly mapping: GitLabWorkspacesAgentMapping | undefined;
   readonly agentk: Agentk | undefined;
+  /** The proxy's service token (managed mode with proxyServiceToken); `value` is secret. */
+  readonly proxyServiceToken: GitLabProjectAccessToken | undefined;
 
   constructor(name: string, args: WorkspacesAgentArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('gitlab-workspaces:agent:Agent', name, {}, opts);
+    super(AGENT_TYPE, name, {}, opts);
     const c = args.config;
     const kas = kasAddress(args.gitlabUrl);
     const configFilePath = agentConfigPath(c.name);
@@ -73,19 +85,19 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 
     if (c.mode === 'none') {
       this.configText = this.summary = this.projectId = undefined;
-      this.registration = this.token = this.configFile = this.mapping = this.agentk = undefined;
+      this.registration = this.token = this.configFile = this.mapping = this.agentk = this.proxyServiceToken = undefined;
       this.registerOutputs({});
       return;
     }
 
     if (c.mode === 'existing') {
-      this.registration = this.token = this.configFile = this.mapping = this.agentk = undefined;
+      this.registration = this.token = this.configFile = this.mapping = this.agentk = this.proxyServiceToken = undefined;
       this.projectId = undefined;
       this.configText = pulumi.output(args.proxyNamespace).apply((ns) =>
         renderAgentConfig({ dnsZone: args.dnsZone, proxyNamespace: ns, remoteDevelopment: c.remoteDevelopment }),
       );
       const mapping = group && args.apiToken
-        ? pulumi.output(args.apiToken).apply((token) => describeMapping({ gitlabUrl: args.gitlabUrl, token, tokenConfigKey: args.tokenConfigKey }, group, c.name))
+        ? pulumi.output(args.apiToken).apply((token) => describeMapping({ gitlabUrl: args.gitlabUrl, token, tokenConfigKey: args.tokenConfigKey, caBundle: args.gitlabCaBundle }, group, c.name))
         : pulumi.output(`not checked: set agent.group (or agent.project) and ${args.tokenConfigKey} to check it`);
       mapping.apply((m) => (m.startsWith('NOT MAPPED') ? pulumi.log.warn(m, this) : undefined));
       this.summary = mapping.apply((m): AgentSummary => ({
@@ -109,7 +121,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 
     // --- managed ---
     if (!c.project || !group || args.apiToken === undefined) throw new Error('WorkspacesAgent: managed mode needs agent.project, a group and apiToken');
-    const gitlab = { gitlabUrl: args.gitlabUrl, token: args.apiToken, tokenConfigKey: args.tokenConfigKey };
+    const gitlab = { gitlabUrl: args.gitlabUrl, token: args.apiToken, tokenConfigKey: args.tokenConfigKey, ...(args.gitlabCaBundle ? { caBundle: args.gitlabCaBundle } : {}) };
     const parent = { parent: this };
     // Protected with the stack (prod): GitLab deletes an agent's workspaces with it.
     this.registration = new GitLabAgentRegistration(name, { ...gitlab, project: c.project, name: c.name }, { parent: this, protect: args.protect });
@@ -158,11 +170,32 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
         kasAddress: kas,
         token: this.token.value,
         tokenId: this.token.tokenId,
-        kasCaCert: args.kasCaCert,
+        kasCaCert: args.gitlabCaBundle,
       },
       // GitLab reads the config once agentk connects: have the file in place first.
-      { parent: this, dependsOn: [this.configFile] },
+      { parent: this, dependsOn: [this.configFile], aliases: nestedComponentAliases({ name, type: AGENT_TYPE, aliases: opts?.aliases }, name) },
     );
+    // Maintainer + read_api: GitLab lets Maintainers of the agent's project read its workspaces (the
+    // owner query) and read_api lists users' keys. Expires after a year; a `pulumi up` in the last 30
+    // days makes the next one first, rolls the proxy onto it (a new config Secret), then revokes this one.
+    this.proxyServiceToken = args.proxyServiceToken
+      ? new GitLabProjectAccessToken(
+          `${name}-proxy-service-token`,
+          {
+            gitlabUrl: args.gitlabUrl,
+            token: args.apiToken,
+            tokenConfigKey: args.tokenConfigKey,
+            caBundle: args.gitlabCaBundle,
+            project: reg.projectId,
+            name: `gitlab-workspaces-proxy (${args.stack})`,
+            scopes: 'read_api',
+            accessLevel: 40,
+            lifetimeDays: 365,
+            rotateBeforeDays: 30,
+          },
+          parent,
+        )
+      : undefined;
     const project = c.project;
     this.summary = pulumi.all([reg.projectId, reg.agentId]).apply(([projectId, agentId]): AgentSummary => ({
       mode: 'managed' as const,
@@ -186,7 +219,7 @@ export class WorkspacesAgent extends pulumi.ComponentResource {
 }
 
 /** existing mode: is an agent of this name directly mapped in the group? Never fails the deployment. */
-async function describeMapping(target: { gitlabUrl: string; token: string; tokenConfigKey: string }, group: string, agentName: string): Promise<string> {
+async function describeMapping(target: GitLabTarget, group: string, agentName: string): Promise<string> {
   try {
     const found = await mappedAgents({ ...target, groupPath: group });
     if (!found) return `not checked: group ${group} is not visible to the token`;

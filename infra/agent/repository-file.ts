@@ -5,7 +5,7 @@
 // hand edit or a deletion shows up in `pulumi refresh` and the next `up` restores the file.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts.
 import * as pulumi from '@pulumi/pulumi';
-import { checkTarget, configureFromStack, gitlabError, type GitLabResponse, gitlabRest, type GitLabTarget, projectPath, tokenChanged } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabError, type GitLabResponse, gitlabRest, type GitLabTarget, type GitLabTargetArgs, projectPath, tokenChanged } from './gitlab-rest';
 
 export interface RepositoryFileProps extends GitLabTarget {
   projectId: string;
@@ -93,10 +93,7 @@ async function writeFile(p: RepositoryFileProps): Promise<void> {
   if (res.status !== 201 && res.status !== 200) throw gitlabError(p, `write ${p.path} on ${p.branch}`, res, ROLE);
 }
 
-export interface GitLabRepositoryFileArgs {
-  gitlabUrl: pulumi.Input<string>;
-  token: pulumi.Input<string>;
-  tokenConfigKey: pulumi.Input<string>;
+export interface GitLabRepositoryFileArgs extends GitLabTargetArgs {
   projectId: pulumi.Input<string>;
   branch: pulumi.Input<string>;
   path: pulumi.Input<string>;

@@ -5,7 +5,7 @@
 // filter: DIRECTLY_MAPPED) } lists the mapped agents.
 // Serialization rules of dynamic providers: see infra/agent/gitlab-rest.ts.
 import * as pulumi from '@pulumi/pulumi';
-import { checkTarget, configureFromStack, gitlabGraphql, type GitLabTarget, tokenChanged, withToken } from './gitlab-rest';
+import { checkTarget, configureFromStack, gitlabGraphql, type GitLabTarget, type GitLabTargetArgs, tokenChanged, withToken } from './gitlab-rest';
 
 export interface WorkspacesMappingProps extends GitLabTarget {
   groupPath: string;
@@ -89,10 +89,7 @@ async function mutate(p: WorkspacesMappingProps, op: 'Create' | 'Delete', groupG
   if (problems.length > 0) throw new Error(`Could not ${action}: ${problems.join('; ')}`);
 }
 
-export interface GitLabWorkspacesMappingArgs {
-  gitlabUrl: pulumi.Input<string>;
-  token: pulumi.Input<string>;
-  tokenConfigKey: pulumi.Input<string>;
+export interface GitLabWorkspacesMappingArgs extends GitLabTargetArgs {
   groupPath: pulumi.Input<string>;
   agentGid: pulumi.Input<string>;
 }

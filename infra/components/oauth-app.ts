@@ -20,6 +20,7 @@
 // the token (and CA bundle) the stack is configured with *now*, and the saved one only when the
 // config has none (for instance a destroy run without the stack's config file).
 import * as pulumi from '@pulumi/pulumi';
+import { gitbeakerOptions, untrustedCertificateError } from './gitbeaker-options';
 
 export const OAUTH_SCOPES = ['api', 'read_user', 'openid', 'profile'] as const;
 
@@ -55,22 +56,9 @@ interface Configured {
   caBundle?: string;
 }
 
-/**
- * Options for a @gitbeaker/rest resource: the configured token and CA bundle win over the saved
- * ones. A CA bundle is *added* to Node's public roots through an undici dispatcher (gitbeaker passes
- * `agent` to fetch as its dispatcher); certificate verification stays on.
- */
+/** Options for a @gitbeaker/rest resource: the configured token and CA bundle win over the saved ones. */
 function gitlabOptions(props: Pick<OAuthAppProps, 'gitlabUrl' | 'token' | 'caBundle'>, current: Configured | undefined) {
-  const token = current?.token || props.token;
-  const caBundle = current?.caBundle || props.caBundle || '';
-  if (!caBundle) return { host: props.gitlabUrl, token };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Agent } = require('undici') as typeof import('undici');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { rootCertificates } = require('node:tls') as typeof import('node:tls');
-  const dispatcher = new Agent({ connect: { ca: [...rootCertificates, caBundle] } });
-  // Typed as an http.Agent by @gitbeaker/requester-utils, but @gitbeaker/rest hands it to fetch as `dispatcher`.
-  return { host: props.gitlabUrl, token, agent: dispatcher as unknown as import('node:http').Agent };
+  return gitbeakerOptions(props.gitlabUrl, current?.token || props.token, current?.caBundle || props.caBundle);
 }
 
 export const gitlabOAuthAppProvider: pulumi.dynamic.ResourceProvider & { current?: Configured } = {
@@ -196,12 +184,8 @@ function explainGitLabError(err: unknown, action: string): Error {
     );
   }
   // fetch wraps network errors: `fetch failed` with the TLS error as its cause.
-  const tlsCode = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
-  if (typeof tlsCode === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(tlsCode)) {
-    return new Error(
-      `Could not ${action}: GitLab's TLS certificate is not trusted (${tlsCode}). If GitLab uses an internal CA, set gitlab-workspaces:gitlabCaBundle to its PEM certificate(s).`,
-    );
-  }
+  const untrusted = untrustedCertificateError(err, action);
+  if (untrusted) return untrusted;
   const message = err instanceof Error ? err.message : String(err);
   return new Error(`Could not ${action}${status ? ` (HTTP ${status})` : ''}: ${typeof description === 'string' && description ? description : message}`);
 }

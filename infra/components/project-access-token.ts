@@ -12,7 +12,13 @@
 // creates the new token first, renders it into the config Secret (a new Secret name, so the Deployment
 // rolls out and Pulumi waits for the new pods), and only then deletes (revokes) the old token. Rotation
 // happens on a `pulumi up` (or `preview`, which shows it) run inside that window: schedule one.
+//
+// Like the OAuth-app and agent providers, every call uses the token and CA bundle the stack is
+// configured with *now* (`configure`: `tokenConfigKey`, `gitlabCaBundle`), the saved ones only when the
+// config has none, so a rotated API token does not break refresh or destroy, and a GitLab behind an
+// internal CA is trusted.
 import * as pulumi from '@pulumi/pulumi';
+import { gitbeakerOptions, untrustedCertificateError } from './gitbeaker-options';
 
 export interface ProjectAccessTokenProps {
   gitlabUrl: string;
@@ -28,6 +34,10 @@ export interface ProjectAccessTokenProps {
   lifetimeDays: number;
   /** Replace the token this many days before it expires. */
   rotateBeforeDays: number;
+  /** Stack config key holding the current API token, e.g. `gitlab-workspaces:gitlabApiToken`. */
+  tokenConfigKey?: string;
+  /** PEM CA bundle of a GitLab behind an internal CA (unset: public CAs only). */
+  caBundle?: string;
 }
 
 export interface ProjectAccessTokenOuts extends ProjectAccessTokenProps {
@@ -45,7 +55,17 @@ const REPLACE_KEYS = ['gitlabUrl', 'project', 'name', 'scopes', 'accessLevel'] a
 
 const ACCESS_LEVELS = [10, 20, 30, 40, 50];
 
-export const projectAccessTokenProvider: pulumi.dynamic.ResourceProvider = {
+/** gitbeaker options with the configured token and CA bundle first, the saved ones as fallback. */
+function apiOptions(props: ProjectAccessTokenProps, config: pulumi.dynamic.Config | undefined) {
+  const configured = props.tokenConfigKey ? config?.get(props.tokenConfigKey) : undefined;
+  return gitbeakerOptions(props.gitlabUrl, configured || props.token, config?.get('gitlabCaBundle') || props.caBundle);
+}
+
+export const projectAccessTokenProvider: pulumi.dynamic.ResourceProvider & { config?: pulumi.dynamic.Config } = {
+  async configure(req: pulumi.dynamic.ConfigureRequest): Promise<void> {
+    this.config = req.config;
+  },
+
   async check(_olds: ProjectAccessTokenProps, news: ProjectAccessTokenProps): Promise<pulumi.dynamic.CheckResult> {
     const failures: pulumi.dynamic.CheckFailure[] = [];
     try {
@@ -72,7 +92,8 @@ export const projectAccessTokenProvider: pulumi.dynamic.ResourceProvider = {
     // Due for rotation: inside the window before expiry (or already expired).
     const rotateAt = Date.parse(`${olds.expiresAt}T00:00:00Z`) - Number(news.rotateBeforeDays) * 86_400_000;
     if (!(Date.now() < rotateAt)) replaces.push('expiresAt');
-    const inPlace = olds.token !== news.token || olds.lifetimeDays !== news.lifetimeDays || olds.rotateBeforeDays !== news.rotateBeforeDays;
+    const inPlace = olds.token !== news.token || olds.lifetimeDays !== news.lifetimeDays || olds.rotateBeforeDays !== news.rotateBeforeDays ||
+      olds.tokenConfigKey !== news.tokenConfigKey || (olds.caBundle ?? '') !== (news.caBundle ?? '');
     return {
       changes: replaces.length > 0 || inPlace,
       replaces,
@@ -85,7 +106,7 @@ export const projectAccessTokenProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: ProjectAccessTokenProps): Promise<pulumi.dynamic.CreateResult> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { ProjectAccessTokens } = require('@gitbeaker/rest') as typeof import('@gitbeaker/rest');
-    const api = new ProjectAccessTokens({ host: inputs.gitlabUrl, token: inputs.token });
+    const api = new ProjectAccessTokens(apiOptions(inputs, this.config));
     const expiresAt = new Date(Date.now() + Number(inputs.lifetimeDays) * 86_400_000).toISOString().slice(0, 10);
     let created: { id: number; token?: string; user_id: number; expires_at: string | null };
     try {
@@ -105,7 +126,7 @@ export const projectAccessTokenProvider: pulumi.dynamic.ResourceProvider = {
   async read(id: string, props: ProjectAccessTokenOuts): Promise<pulumi.dynamic.ReadResult> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { ProjectAccessTokens } = require('@gitbeaker/rest') as typeof import('@gitbeaker/rest');
-    const api = new ProjectAccessTokens({ host: props.gitlabUrl, token: props.token });
+    const api = new ProjectAccessTokens(apiOptions(props, this.config));
     let t: { id: number; active?: boolean; revoked?: boolean; expires_at: string | null; name: string; scopes: string[]; access_level: number };
     try {
       t = (await api.show(props.project, Number(id))) as unknown as typeof t;
@@ -122,14 +143,19 @@ export const projectAccessTokenProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, olds: ProjectAccessTokenOuts, news: ProjectAccessTokenProps): Promise<pulumi.dynamic.UpdateResult> {
-    // Only the API token and the rotation settings change in place (diff replaces on everything else).
-    return { outs: { ...olds, token: news.token, lifetimeDays: news.lifetimeDays, rotateBeforeDays: news.rotateBeforeDays } };
+    // Only the API token (its key, the CA bundle) and the rotation settings change in place (diff replaces on everything else).
+    const outs: ProjectAccessTokenOuts = { ...olds, token: news.token, lifetimeDays: news.lifetimeDays, rotateBeforeDays: news.rotateBeforeDays };
+    for (const k of ['tokenConfigKey', 'caBundle'] as const) {
+      if (news[k]) outs[k] = news[k];
+      else delete outs[k];
+    }
+    return { outs };
   },
 
   async delete(id: string, props: ProjectAccessTokenOuts): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { ProjectAccessTokens } = require('@gitbeaker/rest') as typeof import('@gitbeaker/rest');
-    const api = new ProjectAccessTokens({ host: props.gitlabUrl, token: props.token });
+    const api = new ProjectAccessTokens(apiOptions(props, this.config));
     try {
       await api.revoke(props.project, Number(id));
     } catch (err) {
@@ -148,6 +174,8 @@ function statusOfError(err: unknown): number | undefined {
 function explainTokenError(err: unknown, action: string): Error {
   const status = statusOfError(err);
   const description = (err as { cause?: { description?: unknown } } | undefined)?.cause?.description;
+  const untrusted = untrustedCertificateError(err, action);
+  if (untrusted) return untrusted;
   const detail = typeof description === 'string' && description ? description : err instanceof Error ? err.message : String(err);
   if (status === 401 || status === 403) {
     return new Error(`GitLab refused to ${action} (${status}: ${detail}): the token must belong to a Maintainer or Owner of the project and have the api scope`);
@@ -168,6 +196,10 @@ export interface GitLabProjectAccessTokenArgs {
   lifetimeDays?: pulumi.Input<number>;
   /** Default 30. */
   rotateBeforeDays?: pulumi.Input<number>;
+  /** Stack config key of the API token: every call prefers its current value. */
+  tokenConfigKey?: pulumi.Input<string>;
+  /** PEM CA bundle of a GitLab behind an internal CA; the stack's current `gitlabCaBundle` wins. */
+  caBundle?: pulumi.Input<string>;
 }
 
 /** One project access token in GitLab; `value` is secret. */
@@ -190,6 +222,8 @@ export class GitLabProjectAccessToken extends pulumi.dynamic.Resource {
         accessLevel: args.accessLevel ?? 40,
         lifetimeDays: args.lifetimeDays ?? 365,
         rotateBeforeDays: args.rotateBeforeDays ?? 30,
+        tokenConfigKey: args.tokenConfigKey,
+        caBundle: args.caBundle,
         tokenId: undefined,
         value: undefined,
         expiresAt: undefined,

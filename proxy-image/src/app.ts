@@ -73,12 +73,13 @@ export function assembleProxy(opts: AssembleOptions): AssembledProxy {
     ownDirectory = startWorkspaceDiscovery({ kubeConfig: opts.kubeConfig, logger: logger.child({ module: 'discovery' }), registry });
   }
   const directory: WorkspaceDirectory = opts.directory ?? ownDirectory!;
+  const gitlabMetrics = gitlabCallMetrics(registry);
   const gitlab = opts.gitlab ?? createGitLabApi({
     baseUrl: config.auth.host,
     logger: logger.child({ module: 'gitlab' }),
-    onCall: gitlabCallMetrics(registry),
+    onCall: gitlabMetrics.ownership,
   });
-  const auth = createAuth({ config, gitlab, logger: logger.child({ module: 'auth' }), now: opts.now });
+  const auth = createAuth({ config, gitlab, logger: logger.child({ module: 'auth' }), now: opts.now, onKeyLookup: gitlabMetrics.keyLookup });
   const connections = createConnectionRegistry({
     config, directory, ownership: auth.ownership, refresher: auth.oidc, logger: logger.child({ module: 'connections' }),
     registry, now: opts.now,

@@ -6,8 +6,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGitLabStandIn, type GitLabStandIn, type GitLabUser } from '../support/gitlab-stand-in';
 import type { StandInGroup, StandInProject } from '../support/gitlab-stand-in-agents';
-import { runStack, AGENT_TYPES, SECRET_FIXTURES } from '../support/stack-fixtures';
+import { runStack, AGENT_TYPES, PROXY_TOKEN_TYPE, SECRET_FIXTURES } from '../support/stack-fixtures';
+import { makePrivateCa, type PrivateCa } from '../support/private-ca';
 import type { AgentOuts, AgentProps } from '../../infra/agent/agent-resource';
+import type { ProjectAccessTokenOuts, ProjectAccessTokenProps } from '../../infra/components/project-access-token';
 import type { AgentTokenOuts, AgentTokenProps } from '../../infra/agent/agent-token';
 import type { RepositoryFileProps } from '../../infra/agent/repository-file';
 import type { WorkspacesMappingOuts, WorkspacesMappingProps } from '../../infra/agent/workspaces-mapping';
@@ -15,6 +17,12 @@ import type * as pulumi from '@pulumi/pulumi';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require('require-from-string') as (code: string, filename?: string) => { handler(): pulumi.dynamic.ResourceProvider };
+
+// The Config class the dynamic provider host builds from the engine's Configure request.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { Config } = require('@pulumi/pulumi/cmd/dynamic-provider/config.js') as {
+  Config: new (raw: Record<string, string>, project: string) => pulumi.dynamic.Config;
+};
 
 type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, 'configure' | 'check' | 'create' | 'read' | 'diff' | 'update' | 'delete'>>;
 
@@ -29,10 +37,10 @@ describe('GitLab agent dynamic providers', () => {
   let developer: GitLabUser;
   /** Tokens: owner (group Owner), maintainer (project Maintainer only), developer. */
   const t = { owner: '', maintainer: '', developer: '' };
-  const serialized: Record<keyof typeof AGENT_TYPES, string> = { agent: '', token: '', file: '', mapping: '' };
+  const serialized: Record<keyof typeof AGENT_TYPES | 'proxyToken', string> = { agent: '', token: '', file: '', mapping: '', proxyToken: '' };
   /** What the stack's config holds now (the host hands it to configure()). */
   const stackConfig = new Map<string, string>();
-  const load = (kind: keyof typeof AGENT_TYPES): Provider => {
+  const load = (kind: keyof typeof serialized): Provider => {
     const p = requireFromString(serialized[kind]).handler() as Provider;
     void p.configure({ config: { get: (k: string) => stackConfig.get(k.includes(':') ? k : `gitlab-workspaces:${k}`) } } as never);
     return p;
@@ -60,6 +68,7 @@ describe('GitLab agent dynamic providers', () => {
     for (const kind of Object.keys(AGENT_TYPES) as (keyof typeof AGENT_TYPES)[]) {
       serialized[kind] = String(run.find(AGENT_TYPES[kind]).inputs.__provider);
     }
+    serialized.proxyToken = String(run.find(PROXY_TOKEN_TYPE).inputs.__provider);
     [agentP, tokenP, fileP, mappingP] = [load('agent'), load('token'), load('file'), load('mapping')];
   });
   after(async () => {
@@ -79,7 +88,8 @@ describe('GitLab agent dynamic providers', () => {
       assert.ok(text.length > 0 && text.length < 60_000, `${kind}: ${text.length} bytes`);
       for (const secret of Object.values(SECRET_FIXTURES)) assert.ok(!text.includes(secret), `${kind} carries no fixture secret`);
       assert.doesNotMatch(text, /this\.#/, 'no private class fields');
-      assert.doesNotMatch(text, /@gitbeaker/, 'no client library (Agents.createToken sends GET in 43.8.0)');
+      // The proxy's service token is project-access-token.ts's gitbeaker provider (its own tests).
+      if (kind !== 'proxyToken') assert.doesNotMatch(text, /@gitbeaker/, 'no client library (Agents.createToken sends GET in 43.8.0)');
     }
   });
 
@@ -271,6 +281,32 @@ describe('GitLab agent dynamic providers', () => {
     await agentP.delete(agent.agentId, agent);
   });
 
+  it('one project: the agent and the proxy\'s service token in it, which may ask who owns the agent\'s workspaces', async () => {
+    const agent = await newAgent('with-proxy-token');
+    const patP = load('proxyToken');
+    const props: ProjectAccessTokenProps = {
+      ...base(), project: agent.projectId, name: 'gitlab-workspaces-proxy (dev)', scopes: 'read_api', accessLevel: 40, lifetimeDays: 365, rotateBeforeDays: 30,
+    };
+    const created = await patP.create((await patP.check({}, props)).inputs);
+    const outs = created.outs as ProjectAccessTokenOuts;
+    const inGitLab = gitlab.projectAccessTokens(project).find((x) => String(x.id) === created.id);
+    assert.deepEqual([inGitLab?.accessLevel, inGitLab?.scopes], [40, ['read_api']], 'made in the agent\'s project');
+    gitlab.setWorkspaceOwner(501, developer, { agentProject: project });
+    const res = await fetch(`${gitlab.url}/api/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${outs.value}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query { workspace(id: "gid://gitlab/RemoteDevelopment::Workspace/501") { user { id } } }' }),
+    });
+    assert.equal(((await res.json()) as { data: { workspace: { user: { id: string } } } }).data.workspace.user.id, developer.gid);
+    // The bot is a Maintainer of the project: it sees the agent too (read with its token).
+    const agents = await fetch(`${gitlab.url}/api/v4/projects/${agent.projectId}/cluster_agents`, { headers: { 'PRIVATE-TOKEN': outs.value } });
+    assert.deepEqual(((await agents.json()) as { name: string }[]).map((a) => a.name), ['with-proxy-token']);
+    await patP.delete(created.id, outs);
+    assert.equal(gitlab.projectAccessTokens(project).find((x) => String(x.id) === created.id)?.revoked, true);
+    await agentP.delete(agent.agentId, agent);
+    gitlab.setWorkspaceOwner(501, null);
+  });
+
   it('destroy leaves nothing in GitLab: mapping, file, tokens and agent', async () => {
     const agent = await newAgent('destroyed');
     const token = await tokenP.create({ ...base(), projectId: agent.projectId, agentId: agent.agentId, name: 'n', description: '', generation: 1 });
@@ -286,5 +322,69 @@ describe('GitLab agent dynamic providers', () => {
     assert.equal(gitlab.agents.file(project, file.path), undefined);
     assert.equal(gitlab.agents.tokensOf(Number(agent.agentId)).filter((x) => x.status === 'active').length, 0);
     assert.equal(gitlab.agents.agentsOf(project).length, 0);
+  });
+});
+
+describe('GitLab agent dynamic providers: a GitLab behind an internal CA', () => {
+  // The same providers over HTTPS signed by a private CA: the bundle comes from the stack config
+  // (configure) or, without one, from the resource's saved input, as the OAuth-app provider does.
+  let ca: PrivateCa;
+  let gitlab: GitLabStandIn;
+  let token: string;
+  let serializedAgent: string;
+  let project: StandInProject;
+  const provider = (config: Record<string, string> | undefined): Provider => {
+    const p = requireFromString(serializedAgent).handler() as Provider;
+    if (config) void p.configure({ config: new Config(config, 'gitlab-workspaces') } as never);
+    return p;
+  };
+  before(async () => {
+    ca = makePrivateCa();
+    gitlab = await startGitLabStandIn({ tls: { key: ca.keyPem, cert: ca.certPem } });
+    const owner = gitlab.addUser({ username: 'olivia', password: 'pw' });
+    const group = gitlab.agents.addGroup('platform');
+    project = gitlab.agents.addProject(group, 'workspaces-agent');
+    gitlab.agents.addMember(group, owner, 'owner');
+    token = gitlab.createPersonalAccessToken(owner);
+    serializedAgent = String((await runStack('dev')).find(AGENT_TYPES.agent).inputs.__provider);
+  });
+  after(async () => {
+    await gitlab.close();
+    ca.cleanup();
+  });
+  const inputs = (over: Partial<AgentProps> = {}): AgentProps => ({ gitlabUrl: gitlab.url, token, tokenConfigKey: KEY, project: 'platform/workspaces-agent', name: 'behind-ca', ...over });
+
+  it('without the bundle: a clear error naming gitlabCaBundle, nothing created, no token in it', async () => {
+    await assert.rejects(provider({ [KEY]: token }).create(inputs()), (err: Error) => {
+      assert.match(err.message, /TLS certificate is not trusted/);
+      assert.match(err.message, /gitlab-workspaces:gitlabCaBundle/);
+      assert.ok(!err.message.includes(token));
+      return true;
+    });
+    assert.equal(gitlab.agents.agentsOf(project).length, 0);
+  });
+
+  it('registers, reads and deletes with the bundle from the stack config', async () => {
+    const p = provider({ [KEY]: token, 'gitlab-workspaces:gitlabCaBundle': ca.caPem });
+    const created = await p.create(inputs());
+    assert.equal((await p.read(created.id, created.outs)).id, created.id);
+    await p.delete(created.id, created.outs);
+    assert.deepEqual(await p.read(created.id, created.outs), {});
+  });
+
+  it('uses the bundle saved as an input when the config has none (a destroy without the stack file)', async () => {
+    const p = provider({});
+    const created = await p.create(inputs({ caBundle: ca.caPem, name: 'saved-bundle' }));
+    assert.equal((created.outs as AgentOuts).caBundle, ca.caPem);
+    await p.delete(created.id, created.outs);
+    assert.deepEqual(await p.read(created.id, created.outs), {});
+  });
+
+  it('a new bundle is an in-place update that calls nothing', async () => {
+    const p = provider({});
+    const olds = { ...inputs({ caBundle: ca.caPem }), agentId: '1', agentGid: 'g', projectId: '1', projectFullPath: 'x', defaultBranch: 'main' } satisfies AgentOuts;
+    const d = await p.diff('1', olds, inputs({ caBundle: `${ca.caPem}\n` }));
+    assert.deepEqual([d.changes, d.replaces], [true, []]);
+    assert.equal((await p.update('1', olds, inputs())).outs.caBundle, undefined);
   });
 });

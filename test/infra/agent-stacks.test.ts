@@ -10,6 +10,7 @@ import { plainText, type CapturedResource, type RunResult } from '../support/pul
 import { validateAll } from '../support/k8s-validate';
 import { runStack, STACKS, SECRET_FIXTURES, AGENT_TYPES, MOCK_AGENT, REPO_ROOT } from '../support/stack-fixtures';
 import { startGitLabStandIn, type GitLabStandIn } from '../support/gitlab-stand-in';
+import { makePrivateCa } from '../support/private-ca';
 import { WORKSPACES_PROXY_POD_LABELS, kasAddress, renderAgentConfig } from '../../infra/agent';
 import { AGENT_CHART_VERSION } from '../../infra/agent/config';
 
@@ -47,7 +48,7 @@ for (const stack of STACKS) {
 
     it('declares the agent, its token, its config file and the mapping, each its own GitLab resource', () => {
       const component = run.find(T.component);
-      assert.equal(run.parentOf(component)?.type, 'pulumi:pulumi:Stack');
+      assert.equal(run.parentOf(component)?.type, 'gitlab-workspaces:index:GitLabWorkspaces');
       for (const type of Object.values(AGENT_TYPES)) {
         const r = run.find(type);
         assert.equal(run.parentOf(r)?.type, T.component, type);
@@ -232,6 +233,22 @@ describe('agent modes and config', () => {
     // Set without --secret: refused like every other secret key.
     const plain = await runStack('local', {}, { expectError: true, secretKeysFilter: (k) => k !== 'gitlab-workspaces:gitlabApiToken' });
     assert.match(String(plain.error?.message), /gitlab-workspaces:gitlabApiToken: must be set as a secret/);
+  });
+
+  it('a GitLab behind an internal CA: agentk trusts gitlabCaBundle for KAS, every agent resource for the API', async () => {
+    const ca = makePrivateCa();
+    try {
+      const run = await runStack('dev', { 'gitlab-workspaces:gitlabCaBundle': ca.caPem });
+      const release = run.ofType(T.release).find((r) => run.parentOf(r)?.type === T.agentk) as CapturedResource;
+      assert.equal((release.inputs as Obj).values.config.kasCaCert, ca.caPem);
+      for (const type of Object.values(AGENT_TYPES)) assert.equal(run.find(type).inputs.caBundle, ca.caPem, type);
+      assert.deepEqual(await validateAll(run.children(run.find(T.agentk))), {});
+      const without = await runStack('dev');
+      assert.equal((without.ofType(T.release).find((r) => without.parentOf(r)?.type === T.agentk)?.inputs as Obj).values.config.kasCaCert, undefined);
+      for (const type of Object.values(AGENT_TYPES)) assert.equal(without.find(type).inputs.caBundle, undefined, type);
+    } finally {
+      ca.cleanup();
+    }
   });
 
   it('derives the KAS address from the GitLab URL', () => {

@@ -18,9 +18,6 @@ const GW_CLASS = 'kubernetes:gateway.networking.k8s.io/v1:GatewayClass';
 const ROUTE = 'kubernetes:gateway.networking.k8s.io/v1:HTTPRoute';
 const CRDS = 'kubernetes:yaml/v2:ConfigFile';
 const RELEASE = 'kubernetes:helm.sh/v3:Release';
-/** Helm releases other than agentk (the dev stack manages the GitLab agent): the ingress controller's. */
-const controllerReleases = (r: { ofType(t: string): { inputs: Record<string, unknown> }[] }) =>
-  r.ofType(RELEASE).filter((x) => x.inputs.chart !== 'gitlab-agent');
 const INGRESS = 'kubernetes:networking.k8s.io/v1:Ingress';
 const CERTIFICATE = 'kubernetes:cert-manager.io/v1:Certificate';
 const ISSUER = 'kubernetes:cert-manager.io/v1:ClusterIssuer';
@@ -38,6 +35,8 @@ const tlsFor = (mode: (typeof TLS_MODES)[number]) => ({ mode, acme: { server: 's
 const meta = (r: CapturedResource) => r.inputs.metadata as { name: string; namespace?: string; annotations?: Record<string, string> };
 const spec = (r: CapturedResource) => r.inputs.spec as any;
 const dependsOn = (a: CapturedResource, b: CapturedResource) => a.dependencies.includes(b.urn);
+/** Helm releases of the platform part (the managed GitLab agent's agentk release is not one). */
+const platformReleases = (r: RunResult) => r.ofType(RELEASE).filter((x) => x.inputs.chart !== 'gitlab-agent').map((x) => String(x.inputs.chart));
 
 function policyResource(r: CapturedResource, props: any = r.inputs): PolicyResource {
   return { type: r.type, name: r.name, urn: r.urn, props, opts: { protect: r.options.protect } } as unknown as PolicyResource;
@@ -158,7 +157,7 @@ describe('gateway mode with what the cluster already has', () => {
     const r = await run('dev', { controller: existingController, routing: { mode: 'gateway', gateway: { className: 'eg' } }, tls: tlsFor('self-signed') }, lbStatus);
     assert.deepEqual(await validateAll(r.resources), {});
     assert.deepEqual(await allViolations(r), []);
-    assert.equal(controllerReleases(r).length, 0);
+    assert.deepEqual(platformReleases(r), [], 'no Traefik');
     assert.equal(r.ofType(CRDS).length, 0, 'the cluster is expected to have the CRDs (routing.gateway.installCrds: false by default here)');
     assert.equal(r.ofType(GW_CLASS).length, 0);
     const gw = r.find(GW);
@@ -180,7 +179,7 @@ describe('gateway mode with what the cluster already has', () => {
     assert.deepEqual(await validateAll(r.resources), {});
     assert.deepEqual(await allViolations(r), []);
     for (const t of [GW, GW_CLASS, CRDS, CERTIFICATE]) assert.equal(r.ofType(t).length, 0, t);
-    assert.equal(controllerReleases(r).length, 0);
+    assert.deepEqual(platformReleases(r), [], 'no Traefik, no cert-manager');
     assert.equal(r.ofType(SECRET).filter((s) => s.inputs.type === 'kubernetes.io/tls').length, 0);
     const routes = r.ofType(ROUTE);
     assert.equal(routes.length, 2);

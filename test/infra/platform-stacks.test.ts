@@ -205,7 +205,8 @@ describe('shipped stacks differ where they should', () => {
     for (const rec of r.ofType(RECORD)) assert.equal(rec.options.protect, false);
     // Exactly what hurts to lose (README "Tear down"), nothing else.
     assert.deepEqual(
-      r.resources.filter((x) => x.options.protect).map((x) => `${x.type}/${x.name}`).sort(),
+      // Named `<component>-<part>` inside the GitLabWorkspaces component.
+      r.resources.filter((x) => x.options.protect).map((x) => `${x.type}/${x.name.replace(/^gitlab-workspaces-/, '')}`).sort(),
       [
         `${RELEASE}/controller-traefik`,
         `${RELEASE}/tls-cert-manager`,

@@ -7,12 +7,18 @@ import assert from 'node:assert/strict';
 import type * as pulumi from '@pulumi/pulumi';
 import { AccessLevel, startGitLabStandIn, type GitLabProject, type GitLabStandIn } from '../support/gitlab-stand-in';
 import { runPulumiProgram } from '../support/pulumi-mocks';
+import { makePrivateCa, type PrivateCa } from '../support/private-ca';
 import {
   GitLabProjectAccessToken, type ProjectAccessTokenOuts, type ProjectAccessTokenProps,
 } from '../../infra/components/project-access-token';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require('require-from-string') as (code: string, filename?: string) => { handler(): pulumi.dynamic.ResourceProvider };
+// The Config class the dynamic provider host builds from the engine's Configure request.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { Config } = require('@pulumi/pulumi/cmd/dynamic-provider/config.js') as {
+  Config: new (raw: Record<string, string>, project: string) => pulumi.dynamic.Config;
+};
 type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, 'check' | 'create' | 'read' | 'diff' | 'update' | 'delete'>>;
 
 const TYPE = 'pulumi-nodejs:dynamic/gitlab:ProjectAccessToken';
@@ -152,5 +158,67 @@ describe('GitLab project access token dynamic provider', () => {
     const revoked = gitlab.createPersonalAccessToken(gitlab.addUser({ username: 'gone', password: 'pw' }), { scopes: ['api'] });
     gitlab.revokeToken(revoked);
     await assert.rejects(provider.create(await checked({ token: revoked })), (err: Error) => /401/.test(err.message) && !err.message.includes(revoked));
+  });
+});
+
+describe('project access token provider: the stack\'s current token and a GitLab behind an internal CA', () => {
+  // configure() hands the provider the stack config, as Pulumi's dynamic provider host does: the current
+  // API token (by tokenConfigKey) and gitlabCaBundle win over the ones saved in the state.
+  const KEY = 'gitlab-workspaces:gitlabApiToken';
+  let ca: PrivateCa;
+  let gitlab: GitLabStandIn;
+  let project: GitLabProject;
+  let token: string;
+  let serialized: string;
+  const provider = async (config: Record<string, string> | undefined): Promise<Provider> => {
+    const p = requireFromString(serialized).handler() as Provider & Required<Pick<pulumi.dynamic.ResourceProvider, 'configure'>>;
+    if (config) await p.configure({ config: new Config(config, 'gitlab-workspaces') } as never);
+    return p;
+  };
+  before(async () => {
+    ca = makePrivateCa();
+    gitlab = await startGitLabStandIn({ tls: { key: ca.keyPem, cert: ca.certPem } });
+    project = gitlab.addProject({ path: 'platform/workspaces-agent' });
+    const maintainer = gitlab.addUser({ username: 'mia', password: 'pw' });
+    gitlab.setMember(project, maintainer, AccessLevel.maintainer);
+    token = gitlab.createPersonalAccessToken(maintainer, { scopes: ['api'] });
+    const run = await runPulumiProgram(() => {
+      new GitLabProjectAccessToken('t', { gitlabUrl: 'https://gitlab.example.com', token: FIXTURE_TOKEN, project: 'p', name: 'n' });
+    }, { stack: 'test' });
+    serialized = String(run.find(TYPE).inputs.__provider);
+  });
+  after(async () => {
+    await gitlab.close();
+    ca.cleanup();
+  });
+  const props = (over: Partial<ProjectAccessTokenProps> = {}): ProjectAccessTokenProps => ({
+    gitlabUrl: gitlab.url, token, tokenConfigKey: KEY, project: project.path, name: 'workspaces-proxy', scopes: 'read_api',
+    accessLevel: 40, lifetimeDays: 365, rotateBeforeDays: 30, ...over,
+  });
+
+  it('without the bundle: a clear error naming gitlabCaBundle, without the token', async () => {
+    await assert.rejects((await provider({ [KEY]: token })).create(props()), (err: Error) => {
+      assert.match(err.message, /TLS certificate is not trusted.*gitlab-workspaces:gitlabCaBundle/);
+      assert.ok(!err.message.includes(token));
+      return true;
+    });
+  });
+
+  it('creates with the configured bundle, and reads and revokes with the configured token after the saved one is revoked', async () => {
+    const p = await provider({ [KEY]: token, 'gitlab-workspaces:gitlabCaBundle': ca.caPem });
+    const stale = gitlab.createPersonalAccessToken(gitlab.addUser({ username: 'old', password: 'pw', admin: true }), { scopes: ['api'] });
+    const created = await p.create(props({ token: stale }));
+    gitlab.revokeToken(stale);
+    const outs = created.outs as ProjectAccessTokenOuts;
+    assert.equal((await p.read(created.id, outs)).id, created.id);
+    await p.delete(created.id, outs);
+    assert.equal(gitlab.projectAccessTokens(project).find((x) => String(x.id) === created.id)?.revoked, true);
+  });
+
+  it('uses the bundle saved as an input when the config has none', async () => {
+    const p = await provider({});
+    const created = await p.create(props({ caBundle: ca.caPem }));
+    await p.delete(created.id, created.outs as ProjectAccessTokenOuts);
+    assert.equal(gitlab.projectAccessTokens(project).find((x) => String(x.id) === created.id)?.revoked, true);
   });
 });

@@ -48,7 +48,7 @@ for (const stack of STACKS) {
       file = stackFile(stack);
     });
 
-    it('declares each proxy component once, directly under the stack', () => {
+    it('declares each proxy component once, directly under the GitLabWorkspaces component', () => {
       for (const type of [
         'gitlab-workspaces:proxy:OAuthApplication',
         'gitlab-workspaces:proxy:SigningKey',
@@ -59,7 +59,7 @@ for (const stack of STACKS) {
         'gitlab-workspaces:proxy:Namespace',
       ]) {
         const c = run.find(type);
-        assert.equal(parentType(c), 'pulumi:pulumi:Stack', type);
+        assert.equal(parentType(c), 'gitlab-workspaces:index:GitLabWorkspaces', type);
         assert.equal(c.custom, false);
       }
     });

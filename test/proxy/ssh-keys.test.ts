@@ -100,11 +100,18 @@ test('key attempts use up none of the 3 password tries', async () => {
   assert.equal(refusedKeys(h).filter((l) => l.username === WORKSPACE).length >= 3, true);
 });
 
+/** Sum of workspaces_proxy_gitlab_ssh_key_lookups_total over outcomes, for one lookup. */
+function lookups(metrics: string, lookup: 'owner' | 'keys'): number {
+  const re = new RegExp(`^workspaces_proxy_gitlab_ssh_key_lookups_total\\{lookup="${lookup}",outcome="[a-z_]+"\\} (\\d+)$`, 'gm');
+  return [...metrics.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
 test('a burst of 10 key logins costs GitLab one owner lookup and at most one key listing', async () => {
   // A workspace nobody has asked about yet, so nothing is cached for it.
   h.memory?.add({ name: 'ws-burst', namespace: 'ns-alice', id: '4242', backendHost: '127.0.0.1', routes: {} });
   h.gitlab.setWorkspaceOwner(4242, h.alice, { agentProject: h.agentProject });
   h.gitlab.resetCounts();
+  const before = await h.registry.metrics();
   const runs = await Promise.all(Array.from({ length: 10 }, () =>
     h.ssh({ user: 'ws-burst', options: h.kit.keyOptions(aliceEd), tokens: ['glpat-never-asked'], command: ['echo', 'in'] })));
   for (const r of runs) {
@@ -115,6 +122,11 @@ test('a burst of 10 key logins costs GitLab one owner lookup and at most one key
   assert.equal(h.gitlab.count('graphql'), 1, 'one owner lookup');
   assert.ok(h.gitlab.count('user_keys') <= 1, `key listings: ${h.gitlab.count('user_keys')}`);
   assert.ok(h.gitlab.graphqlLog.every((c) => c.token === h.serviceToken && c.workspaceId === '4242'));
+  // The proxy's GitLab call metrics count the lookups as GitLab saw them.
+  const after = await h.registry.metrics();
+  assert.equal(lookups(after, 'owner') - lookups(before, 'owner'), 1);
+  assert.equal(lookups(after, 'keys') - lookups(before, 'keys'), h.gitlab.count('user_keys'));
+  assert.match(after, /^workspaces_proxy_gitlab_ssh_key_lookup_duration_seconds_count\{lookup="owner"\} \d+$/m);
 });
 
 test('the service token never reaches a client, the workspace or a log line', async () => {

@@ -1,9 +1,13 @@
 // The GitLab stand-in's groups, projects, agents for Kubernetes, agent tokens, repository files and
 // workspaces agent mappings (REST + GraphQL), with GitLab's rules as the agent's Pulumi providers meet
-// them. Mounted by gitlab-stand-in.ts; tests reach it through `gitlab.agents`.
+// them. Mounted by gitlab-stand-in.ts; tests reach it through `gitlab.agents`. Its projects are the
+// stand-in's only projects: `gitlab.addProject({ path })` (project access tokens, the workspace's agent
+// project) makes one here too, so one test can create the agent's project, its access token and the
+// agent in the same project.
 //
 //   const g = gitlab.agents.addGroup('platform');                     // a top-level group
 //   const p = gitlab.agents.addProject(g, 'workspaces-agent');        // default branch `main`
+//   gitlab.addProject({ path: 'platform/workspaces-agent' })          // the same, found by full path
 //   gitlab.agents.addMember(p, alice, 'maintainer');                  // or a group: inherited by its projects
 //   gitlab.agents.agentsOf(p), tokensOf(agent), file(p, path), mappingsOf(g), commits(p)
 //
@@ -42,7 +46,9 @@ export interface StandInGroup {
 
 export interface StandInProject {
   id: number;
-  pathWithNamespace: string;
+  /** Full path, e.g. `platform/workspaces-agent`; the API takes it URL-encoded instead of the id. */
+  path: string;
+  name: string;
   group: StandInGroup | undefined;
   defaultBranch: string;
   members: Map<number, number>;
@@ -77,7 +83,13 @@ export interface AgentApiHost {
 
 export interface AgentApi {
   addGroup(path: string, parent?: StandInGroup): StandInGroup;
-  addProject(group: StandInGroup | undefined, path: string, opts?: { userNamespace?: string }): StandInProject;
+  addProject(group: StandInGroup | undefined, path: string, opts?: { userNamespace?: string; name?: string }): StandInProject;
+  /** A project by full path: in the group of that path when there is one, else in a user namespace. */
+  addProjectAt(fullPath: string, name?: string): StandInProject;
+  /** A project by id or full path. */
+  project(idOrPath: string | number): StandInProject | undefined;
+  /** The user's role level in the project (groups' memberships inherited; administrators: Owner). */
+  levelOf(project: StandInProject, user: Member): number;
   addMember(target: StandInGroup | StandInProject, user: Member, role: Role): void;
   agentsOf(project: StandInProject): StandInAgent[];
   tokensOf(agent: StandInAgent | number): StandInAgentToken[];
@@ -119,13 +131,13 @@ export function createAgentApi(host: AgentApiHost): AgentApi {
 
   function findProject(idOrPath: string): StandInProject | undefined {
     const key = decodeURIComponent(idOrPath);
-    return projects.find((p) => String(p.id) === key || p.pathWithNamespace === key);
+    return projects.find((p) => String(p.id) === key || p.path === key);
   }
 
   const agentView = (a: StandInAgent) => ({
     id: a.id,
     name: a.name,
-    config_project: { id: a.project.id, path_with_namespace: a.project.pathWithNamespace, default_branch: a.project.defaultBranch },
+    config_project: { id: a.project.id, path_with_namespace: a.project.path, default_branch: a.project.defaultBranch },
     created_at: '2026-01-01T00:00:00.000Z',
     created_by_user_id: a.createdByUserId,
   });
@@ -135,9 +147,9 @@ export function createAgentApi(host: AgentApiHost): AgentApi {
   });
   const projectView = (p: StandInProject) => ({
     id: p.id,
-    path_with_namespace: p.pathWithNamespace,
+    path_with_namespace: p.path,
     default_branch: p.defaultBranch,
-    namespace: p.group ? { id: p.group.id, full_path: p.group.fullPath, kind: 'group' } : { full_path: p.pathWithNamespace.split('/')[0], kind: 'user' },
+    namespace: p.group ? { id: p.group.id, full_path: p.group.fullPath, kind: 'group' } : { full_path: p.path.split('/')[0], kind: 'user' },
   });
 
   function commit(p: StandInProject, message: string): string {
@@ -366,12 +378,21 @@ export function createAgentApi(host: AgentApiHost): AgentApi {
     },
     addProject(group, path, opts = {}) {
       const p: StandInProject = {
-        id: nextProjectId++, pathWithNamespace: `${group ? group.fullPath : opts.userNamespace ?? 'user'}/${path}`, group,
+        id: nextProjectId++, path: `${group ? group.fullPath : opts.userNamespace ?? 'user'}/${path}`, name: opts.name ?? path, group,
         defaultBranch: 'main', members: new Map(), files: new Map([['README.md', '# project\n']]), commits: ['Initial commit'],
       };
       projects.push(p);
       return p;
     },
+    addProjectAt(fullPath, name) {
+      const parts = fullPath.split('/');
+      const path = parts.pop() ?? fullPath;
+      const parent = parts.join('/');
+      const group = groups.find((g) => g.fullPath === parent);
+      return this.addProject(group, path, { userNamespace: group ? undefined : parent || 'user', name });
+    },
+    project: (ref) => findProject(String(ref)),
+    levelOf: projectLevel,
     addMember(target, user, role) {
       target.members.set(user.id, LEVEL[role]);
     },

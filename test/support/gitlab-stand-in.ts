@@ -40,7 +40,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK } from 'jose';
 import { pickPort } from './ports';
-import { createAgentApi, type AgentApi } from './gitlab-stand-in-agents';
+import { createAgentApi, type AgentApi, type StandInProject } from './gitlab-stand-in-agents';
 
 export interface GitLabUser {
   /** Numeric GitLab user id. */
@@ -61,12 +61,8 @@ export interface GitLabUser {
 /** GitLab's role levels (Gitlab::Access). */
 export const AccessLevel = { guest: 10, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
 
-export interface GitLabProject {
-  id: number;
-  /** Full path, e.g. `platform/workspaces-agent`; the API takes it URL-encoded instead of the id. */
-  path: string;
-  name: string;
-}
+/** A project: the one model of gitlab-stand-in-agents.ts (groups, members, files, agents). */
+export type GitLabProject = StandInProject;
 
 /** What a key may be used for (GitLab 15.7+); `signing` keys do not authenticate over SSH. */
 export type SshKeyUsage = 'auth' | 'signing' | 'auth_and_signing';
@@ -206,12 +202,6 @@ interface TokenRecord {
   project?: { id: number; name: string; projectId: number; accessLevel: number; createdAt: string; family: number[] };
 }
 
-interface ProjectRecord {
-  project: GitLabProject;
-  /** user id -> access level */
-  members: Map<number, number>;
-}
-
 interface SshKeyRecord extends SshKeyInfo {
   user: GitLabUser;
   createdAt: string;
@@ -339,12 +329,10 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   const graphqlLog: { token: string | undefined; workspaceId: string | undefined }[] = [];
   const workspaceAgentProjects = new Map<string, number>();
   const sshKeys = new Map<number, SshKeyRecord>();
-  const projects = new Map<number, ProjectRecord>();
   /** Project access token id -> its secret (tokens are looked up by secret, the API by id). */
   const projectTokenSecrets = new Map<number, string>();
   let nextUserId = 1;
   let nextKeyId = 1;
-  let nextProjectId = 1;
   let nextProjectTokenId = 1;
   let nextAppId = 1;
   let fault: GitLabFault | null = null;
@@ -867,8 +855,10 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
 
   // ---- SSH keys, projects and project access tokens -------------------------------------------------
 
+  /** The user's role in the project (its groups' memberships count; administrators are Owners). */
   function memberLevel(projectId: number, user: GitLabUser): number {
-    return projects.get(projectId)?.members.get(user.id) ?? 0;
+    const project = agentApi.project(projectId);
+    return project ? agentApi.levelOf(project, user) : 0;
   }
 
   const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
@@ -938,15 +928,15 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
   }
 
   function newProjectToken(
-    pr: ProjectRecord, o: { name: string; scopes: string[]; accessLevel: number; expiresAt?: number; bot?: GitLabUser; family?: number[] },
+    project: GitLabProject, o: { name: string; scopes: string[]; accessLevel: number; expiresAt?: number; bot?: GitLabUser; family?: number[] },
   ): { id: number; token: string; record: TokenRecord } {
     let bot = o.bot;
     if (!bot) {
-      const n = [...users.values()].filter((u) => u.username.startsWith(`project_${pr.project.id}_bot_`)).length + 1;
-      const username = `project_${pr.project.id}_bot_${randomBytes(4).toString('hex')}`;
+      const n = [...users.values()].filter((u) => u.username.startsWith(`project_${project.id}_bot_`)).length + 1;
+      const username = `project_${project.id}_bot_${randomBytes(4).toString('hex')}`;
       bot = addUser({ username, password: secret(''), name: `${o.name} ${n > 1 ? n : ''}`.trim(), email: `${username}@noreply.example.com` });
       bot.bot = true;
-      pr.members.set(bot.id, o.accessLevel);
+      project.members.set(bot.id, o.accessLevel);
     }
     const id = nextProjectTokenId++;
     // One array per family, shared by its tokens: reusing any rotated one finds every later one.
@@ -955,7 +945,7 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     const token = secret('glpat-');
     const record: TokenRecord = {
       kind: 'project', user: bot, scopes: o.scopes, expiresAt: o.expiresAt, revoked: false,
-      project: { id, name: o.name, projectId: pr.project.id, accessLevel: o.accessLevel, createdAt: new Date().toISOString(), family },
+      project: { id, name: o.name, projectId: project.id, accessLevel: o.accessLevel, createdAt: new Date().toISOString(), family },
     };
     tokens.set(token, record);
     projectTokenSecrets.set(id, token);
@@ -986,19 +976,19 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
       return;
     }
     const ref = decodeURIComponent(m[1] ?? '');
-    const pr = /^\d+$/.test(ref) ? projects.get(Number(ref)) : [...projects.values()].find((p) => p.project.path === ref);
-    const level = pr ? memberLevel(pr.project.id, caller) : 0;
+    const pr = agentApi.project(ref);
+    const level = pr ? memberLevel(pr.id, caller) : 0;
     // Projects are private here: invisible to non-members.
     if (!pr || (level === 0 && !caller.admin)) return json(res, 404, { message: '404 Project Not Found' });
     const maintainer = caller.admin || level >= AccessLevel.maintainer;
     const tokenId = m[2];
     const rotate = m[3] !== undefined;
-    const find = (): [number, TokenRecord] | undefined => projectTokensOf(pr.project.id).find(([id]) => String(id) === tokenId);
+    const find = (): [number, TokenRecord] | undefined => projectTokensOf(pr.id).find(([id]) => String(id) === tokenId);
 
     if (method === 'GET' && tokenId === undefined) {
       if (!maintainer) return json(res, 401, { message: '401 Unauthorized' });
       const state = requestUrl.searchParams.get('state');
-      const list = projectTokensOf(pr.project.id)
+      const list = projectTokensOf(pr.id)
         .filter(([id, r]) => state === null || (tokenView(id, r).active ? 'active' : 'inactive') === state)
         .map(([id, r]) => tokenView(id, r));
       return paginated(res, requestUrl, list);
@@ -1228,20 +1218,16 @@ export async function startGitLabStandIn(opts: GitLabStandInOptions = {}): Promi
     sshKeys: (user) => [...sshKeys.values()].filter((k) => k.user.id === user.id)
       .map((k) => ({ id: k.id, key: k.key, title: k.title, expiresAt: k.expiresAt, usageType: k.usageType })),
     addProject(p) {
-      const project: GitLabProject = { id: nextProjectId++, path: p.path, name: p.name ?? p.path.split('/').at(-1) ?? p.path };
-      projects.set(project.id, { project, members: new Map() });
-      return project;
+      return agentApi.addProjectAt(p.path, p.name);
     },
     setMember(project, user, accessLevel) {
-      const pr = projects.get(project.id);
-      if (!pr) throw new Error(`setMember: unknown project ${project.id}`);
-      if (accessLevel > 0) pr.members.set(user.id, accessLevel);
-      else pr.members.delete(user.id);
+      if (agentApi.project(project.id) !== project) throw new Error(`setMember: unknown project ${project.id}`);
+      if (accessLevel > 0) project.members.set(user.id, accessLevel);
+      else project.members.delete(user.id);
     },
     createProjectAccessToken(project, o = {}) {
-      const pr = projects.get(project.id);
-      if (!pr) throw new Error(`createProjectAccessToken: unknown project ${project.id}`);
-      const created = newProjectToken(pr, {
+      if (agentApi.project(project.id) !== project) throw new Error(`createProjectAccessToken: unknown project ${project.id}`);
+      const created = newProjectToken(project, {
         name: o.name ?? 'token', scopes: o.scopes ?? ['read_api'], accessLevel: o.accessLevel ?? AccessLevel.maintainer,
         expiresAt: o.expiresAt,
       });

@@ -41,6 +41,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { utils as sshUtils } from 'ssh2';
+import { ed25519OpenSsh } from './ssh-keygen';
 
 // The SDK's wire markers for secrets in deserialized inputs (runtime/rpc.js specialSigKey/specialSecretSig).
 const SIG_KEY = '4dabf18193072939515e22adb298388d';
@@ -164,7 +165,7 @@ export function mockKeyPair(algorithm: string, bits?: number) {
       ? sshUtils.generateKeyPairSync('rsa', { bits: bits ?? 2048 })
       : algorithm === 'ECDSA'
         ? sshUtils.generateKeyPairSync('ecdsa', { bits: (bits ?? 256) as 256 | 384 | 521 })
-        : sshUtils.generateKeyPairSync('ed25519');
+        : ed25519OpenSsh();
   const parsed = sshUtils.parseKey(pair.private);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error) throw new Error('mock key generation failed');

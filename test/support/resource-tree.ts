@@ -3,8 +3,9 @@
  * what makes a provider replace a resource. Used to prove that moving the program's body into the
  * GitLabWorkspaces component (with aliases) neither deletes nor replaces anything in existing stacks.
  *
- *   TREE_VARIANTS                         every shipped stack, each TLS mode, the other DNS mode, and a
- *                                         review-stack shape (existing controller, no SSH)
+ *   treeVariants(root)                    every shipped stack, each TLS mode, the other DNS mode, Gateway API
+ *                                         routing (installed and existing Gateway), and a review-stack
+ *                                         shape (existing controller, no SSH)
  *   await recordTree(main, repoRoot)      { '<variant>': TreeEntry[] } for a program's main()
  *   node --import tsx test/support/resource-tree.ts <repo root> > test/infra/fixtures/tree-before-component.json
  *                                         records the tree of the program in <repo root> (a checkout of
@@ -51,6 +52,12 @@ export function treeVariants(repoRoot: string): TreeVariant[] {
       out.push({ id: `${stack}/tls-${mode}`, stack, overrides: { tls: { mode, acme: { server: 'staging', email: 'ops@example.com' } } } });
     }
     out.push({ id: `${stack}/dns-cloudflare`, stack, overrides: { dns: { mode: 'cloudflare', zoneId: '0123456789abcdef0123456789abcdef' } } });
+    out.push({ id: `${stack}/routing-gateway`, stack, overrides: { routing: { mode: 'gateway' } } });
+    out.push({
+      id: `${stack}/gateway-existing`,
+      stack,
+      overrides: { controller: { mode: 'existing', existingService: EXISTING_LB }, routing: { mode: 'gateway', gateway: { existing: 'edge/shared' } }, tls: { mode: 'self-signed' } },
+    });
     out.push({
       id: `${stack}/review-shape`,
       stack,
@@ -82,6 +89,8 @@ export async function recordTree(main: () => unknown, repoRoot: string, extraOpt
   for (const v of treeVariants(repoRoot)) {
     const { config, secretKeys } = await loadStackConfig(path.join(repoRoot, `Pulumi.${v.stack}.yaml`), SECRETS);
     const all = { ...config, ...SECRETS };
+    // Without a token of their own, managed-agent stacks declare the proxy's service token: in the tree too.
+    delete all[`${P}:sshServiceToken`];
     for (const [k, val] of Object.entries(v.overrides)) all[`${P}:${k}`] = JSON.stringify(val);
     const run = await runPulumiProgram(main, {
       ...extraOptions,

@@ -52,6 +52,9 @@ export const AGENT_TYPES = {
   file: 'pulumi-nodejs:dynamic/gitlab:RepositoryFile',
   mapping: 'pulumi-nodejs:dynamic/gitlab:WorkspacesAgentMapping',
 } as const;
+/** The proxy's service token a managed agent creates (infra/components/project-access-token.ts). */
+export const PROXY_TOKEN_TYPE = 'pulumi-nodejs:dynamic/gitlab:ProjectAccessToken';
+export const MOCK_PROXY_TOKEN = { tokenId: 11, value: 'glpat-mock-proxy-service-token', expiresAt: '2027-12-01', userId: 77 };
 export const MOCK_AGENT = { agentId: '42', projectId: '7001', tokenId: '9', tokenValue: 'glagent-mock-agent-token-secret', groupGid: 'gid://gitlab/Group/5' };
 export const agentOverrides: NonNullable<RunOptions['overrides']> = {
   [AGENT_TYPES.agent]: (args) => ({
@@ -64,6 +67,8 @@ export const agentOverrides: NonNullable<RunOptions['overrides']> = {
   // The real resource declares value (and token) as additionalSecretOutputs.
   [AGENT_TYPES.token]: () => ({ tokenId: MOCK_AGENT.tokenId, value: secretValue(MOCK_AGENT.tokenValue) }),
   [AGENT_TYPES.mapping]: () => ({ groupGid: MOCK_AGENT.groupGid }),
+  // value (and token) are additionalSecretOutputs of the real resource.
+  [PROXY_TOKEN_TYPE]: () => ({ ...MOCK_PROXY_TOKEN, value: secretValue(MOCK_PROXY_TOKEN.value) }),
 };
 
 export async function runStack(

@@ -9,7 +9,7 @@ import { createOidc, type Oidc } from './oidc';
 import { createOwnershipCheck, type OwnershipCheck } from './ownership';
 import { createAccessControl, type AccessControl } from './access';
 import { shareRefreshes } from './shared-refresher';
-import { createGitLabKeysApi, type GitLabKeysApi } from './gitlab-keys-api';
+import { createGitLabKeysApi, type GitLabKeysApi, type GitLabKeysApiOptions } from './gitlab-keys-api';
 import { createSshKeyCheck, type SshKeyCheck } from './ssh-keys';
 import { newConnectionReuse } from './policy';
 
@@ -33,6 +33,8 @@ export interface AuthOptions {
   now?: () => number;
   /** GitLab lookups for SSH keys (default: made with auth.service_token against auth.host). */
   gitlabKeys?: GitLabKeysApi;
+  /** Observes each of the default lookups (metrics). */
+  onKeyLookup?: GitLabKeysApiOptions['onCall'];
 }
 
 export function createAuth(opts: AuthOptions): Auth {
@@ -43,6 +45,7 @@ export function createAuth(opts: AuthOptions): Auth {
   const sshKeys = keyLoginsOn(config) ? createSshKeyCheck({
     api: opts.gitlabKeys ?? createGitLabKeysApi({
       baseUrl: config.auth.host, serviceToken: config.auth.service_token as string, logger: logger.child({ module: 'gitlab-keys' }),
+      onCall: opts.onKeyLookup,
     }),
     reuseMs: newConnectionReuse(config.auth.reauthorize_interval).ownerMs,
     now,
