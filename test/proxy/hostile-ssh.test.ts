@@ -7,9 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Client, utils as sshUtils } from 'ssh2';
+import { Client } from 'ssh2';
 import { heapAfterGc, MiB } from '../support/heap';
 import { startSshHarness, WORKSPACE, type SshHarness } from '../support/ssh-harness';
+import { ed25519OpenSsh } from '../support/ssh-keygen';
 
 
 /** Lines a minute the proxy allows per kind of outsider line (ssh/index.ts OUTSIDER_LINES_PER_MINUTE). */
@@ -221,7 +222,7 @@ describe('a public-key flood from one address', () => {
   after(() => h?.close());
 
   test("hundreds of keys that are not the owner's: GitLab is asked once per reuse window, the log a few lines", { timeout: 90_000 }, async () => {
-    const keys = Array.from({ length: 60 }, () => sshUtils.generateKeyPairSync('ed25519').private);
+    const keys = Array.from({ length: 60 }, () => ed25519OpenSsh().private);
     const REUSE_MS = 10_000; // auth/policy.ts NEW_CONNECTION_REUSE_MS: owner and key lookups reused for new logins
     h.gitlab.resetCounts();
     const linesBefore = h.logs().filter((l) => l.msg === 'ssh public key refused').length;

@@ -4,13 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
-import { Client, Server, utils, type Connection, type ServerChannel } from 'ssh2';
+import { Client, Server, type Connection, type ServerChannel } from 'ssh2';
 import {
   DISCONNECT_NO_MORE_AUTH_METHODS, channelOutgoingOpen, connectionWritable, destroyConnection, discardQueuedOutput,
   disconnectWithMessage, missingSsh2Internals, repairWindowWaits, sendExit,
 } from '../../proxy-image/src/ssh/ssh2-internals';
+import { ed25519OpenSsh } from '../support/ssh-keygen';
 
-const hostKey = utils.generateKeyPairSync('ed25519').private;
+const hostKey = ed25519OpenSsh().private;
 
 /** An ssh2 server on 127.0.0.1 that accepts any password; `onReady` gets each authenticated connection. */
 async function withServer(

@@ -14,7 +14,7 @@ import { writeKubeconfig } from './kubeconfig';
 import { startSampleWorkspace, type SampleWorkspace } from './sample-workspace';
 import { startSampleSshd, type SampleSshd } from './sample-sshd';
 import { pickPort } from './ports';
-import { utils as sshUtils } from 'ssh2';
+import { ed25519OpenSsh } from './ssh-keygen';
 
 export interface StackOptions {
   zone?: string;
@@ -134,10 +134,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 async function prepareSsh(dir: string, gitlab: GitLabStandIn, alice: GitLabUser): Promise<{ port: number; hostKey: string; sshd: SampleSshd; public: StackSsh }> {
   const sshd = await startSampleSshd();
   const port = await pickPort();
-  const host = sshUtils.generateKeyPairSync('ed25519');
+  const host = ed25519OpenSsh();
   const knownHostsPath = join(dir, 'known_hosts');
   writeFileSync(knownHostsPath, `[127.0.0.1]:${port} ${host.public.trim()}\n`);
-  const aliceKey = sshUtils.generateKeyPairSync('ed25519', { comment: 'alice@demo' });
+  const aliceKey = ed25519OpenSsh();
   const aliceKeyPath = join(dir, 'alice_ed25519');
   writeFileSync(aliceKeyPath, aliceKey.private, { mode: 0o600 });
   gitlab.addSshKey(alice, aliceKey.public, { title: 'demo laptop' });

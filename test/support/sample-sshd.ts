@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Server, utils, type ServerChannel, type Session } from 'ssh2';
+import { Server, type ServerChannel, type Session } from 'ssh2';
+import { ed25519OpenSsh } from './ssh-keygen';
 
 const SFTP_SERVERS = ['/usr/lib/openssh/sftp-server', '/usr/libexec/sftp-server', '/usr/libexec/openssh/sftp-server'];
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -33,7 +34,7 @@ export async function startSampleSshd(opts: { username?: string } = {}): Promise
   const children = new Set<ChildProcess>();
   const clients = new Set<{ end(): unknown }>();
 
-  const server = new Server({ hostKeys: [utils.generateKeyPairSync('ed25519').private] }, (client) => {
+  const server = new Server({ hostKeys: [ed25519OpenSsh().private] }, (client) => {
     clients.add(client);
     client.on('close', () => clients.delete(client));
     client.on('error', () => {});
