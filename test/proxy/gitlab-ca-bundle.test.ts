@@ -105,7 +105,7 @@ describe('the proxy process trusts GitLab\'s internal CA through NODE_EXTRA_CA_C
     const proxy = spawnProxy({ config, kubeconfigPath, env });
     procs.push(proxy);
     await proxy.listening;
-    // Ready (CONTRACT §1) = the first list of workspace Services is in, so the workspace host routes.
+    // Ready (docs/contract.md §1) = the first list of workspace Services is in, so the workspace host routes.
     const deadline = Date.now() + 15_000;
     for (;;) {
       const r = await fetch(`http://127.0.0.1:${ports.internal}/readyz`).catch(() => undefined);

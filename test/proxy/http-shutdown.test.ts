@@ -1,5 +1,5 @@
 // The BUILT proxy (`node proxy-image/dist/main.js -config f -kubeconfig k`) drains on SIGTERM: an in-flight
-// streaming response finishes, open WebSockets get "going away", and the process exits 0 (CONTRACT §1).
+// streaming response finishes, open WebSockets get "going away", and the process exits 0 (docs/contract.md §1).
 // Connections with nothing in flight (never used, or idle keep-alive) do not hold the exit up: the drain
 // timer of the built proxy is 25 s, and the bounds below are far under it (not speed targets).
 import { after, afterEach, before, test } from 'node:test';

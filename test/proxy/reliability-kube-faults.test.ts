@@ -1,4 +1,4 @@
-// Kubernetes API faults (CONTRACT §3): the real discovery (client-node informer) against the API stand-in,
+// Kubernetes API faults (docs/contract.md §3): the real discovery (client-node informer) against the API stand-in,
 // with its default backoff. Watches dropped, 410 Gone, 500s, and the API server answering nothing but
 // errors for 30 s: routing keeps working from the last known state, /readyz stays 200 (the proxy can serve),
 // the metrics show the restarts and the age of the last list, and changes made during the outage are applied

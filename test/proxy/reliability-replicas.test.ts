@@ -1,4 +1,4 @@
-// Interchangeable replicas (CONTRACT §1): two BUILT proxy processes with one config behind a round-robin
+// Interchangeable replicas (docs/contract.md §1): two BUILT proxy processes with one config behind a round-robin
 // TCP balancer (test/support/tcp-balancer.ts). A login started on one finishes on the other, the session
 // cookie works on both, each re-authorizes (and revokes) the WebSockets it holds on its own, and SSH works
 // through either.

@@ -1,4 +1,4 @@
-// Rolling restart with zero failed requests (CONTRACT §1): steady keep-alive HTTP load and open WebSockets
+// Rolling restart with zero failed requests (docs/contract.md §1): steady keep-alive HTTP load and open WebSockets
 // through a round-robin balancer in front of two BUILT proxy processes; a third replica starts, then one of
 // the first two is taken out of rotation and gets SIGTERM (what Kubernetes does: the endpoint goes, the pod
 // is signalled). No request fails. A client may retry an idempotent request once when a reused connection

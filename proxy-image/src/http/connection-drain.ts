@@ -1,5 +1,5 @@
 // Which client connections of an HTTP server have a request in flight, so a shutdown can close every other
-// one at once and each busy one as soon as its last response is out (CONTRACT §1: the process exits within
+// one at once and each busy one as soon as its last response is out (docs/contract.md §1: the process exits within
 // 2 s of its last in-flight response).
 // Node's own `closeIdleConnections()` is not enough: a connection that never sent a request (browsers open
 // speculative ones) is not "idle" to Node (its header timer is running), so it survived until the drain

@@ -7,7 +7,7 @@ import type { CloseReason } from '../connections/types';
 export type ConnectionKind = 'websocket' | 'ssh';
 /** How the connection was authenticated. */
 export type AuthMethod = 'oauth_session' | 'personal_access_token' | 'public_key';
-/** Why it ended: a reason of the proxy's own (CONTRACT §6), or the side that closed it. */
+/** Why it ended: a reason of the proxy's own (docs/contract.md §6), or the side that closed it. */
 export type EndReason = CloseReason | 'client_closed' | 'workspace_closed' | 'error';
 
 export interface ConnectionStart {
