@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { BaseAgent, Client, utils } from 'ssh2';
 import { startSshHarness, WORKSPACE, type SshHarness } from '../support/ssh-harness';
 import type { UserKey } from '../support/sshd';
+import { NEW_CONNECTION_REUSE_MS } from '../../proxy-image/src/auth/policy';
 
 let h: SshHarness;
 let aliceEd: UserKey;
@@ -106,25 +107,29 @@ function lookups(metrics: string, lookup: 'owner' | 'keys'): number {
   return [...metrics.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
-test('a burst of 10 key logins costs GitLab one owner lookup and at most one key listing', async () => {
+test('a burst of 10 key logins costs GitLab one owner lookup and at most one key listing (per reuse window)', async () => {
   // A workspace nobody has asked about yet, so nothing is cached for it.
   h.memory?.add({ name: 'ws-burst', namespace: 'ns-alice', id: '4242', backendHost: '127.0.0.1', routes: {} });
   h.gitlab.setWorkspaceOwner(4242, h.alice, { agentProject: h.agentProject });
   h.gitlab.resetCounts();
   const before = await h.registry.metrics();
+  const started = Date.now();
   const runs = await Promise.all(Array.from({ length: 10 }, () =>
     h.ssh({ user: 'ws-burst', options: h.kit.keyOptions(aliceEd), tokens: ['glpat-never-asked'], command: ['echo', 'in'] })));
+  // Answers are reused for NEW_CONNECTION_REUSE_MS: one lookup, unless a loaded machine spreads the burst
+  // over more than one reuse window.
+  const windows = Math.floor((Date.now() - started) / NEW_CONNECTION_REUSE_MS) + 1;
   for (const r of runs) {
     outputs.push(r.stdout, r.stderr);
     assert.equal(r.stdout, 'in\n', r.stderr);
     assert.equal(r.prompts, 0);
   }
-  assert.equal(h.gitlab.count('graphql'), 1, 'one owner lookup');
-  assert.ok(h.gitlab.count('user_keys') <= 1, `key listings: ${h.gitlab.count('user_keys')}`);
+  assert.ok(h.gitlab.count('graphql') >= 1 && h.gitlab.count('graphql') <= windows, `${h.gitlab.count('graphql')} owner lookups in ${windows} reuse windows`);
+  assert.ok(h.gitlab.count('user_keys') <= windows, `key listings: ${h.gitlab.count('user_keys')}`);
   assert.ok(h.gitlab.graphqlLog.every((c) => c.token === h.serviceToken && c.workspaceId === '4242'));
   // The proxy's GitLab call metrics count the lookups as GitLab saw them.
   const after = await h.registry.metrics();
-  assert.equal(lookups(after, 'owner') - lookups(before, 'owner'), 1);
+  assert.equal(lookups(after, 'owner') - lookups(before, 'owner'), h.gitlab.count('graphql'));
   assert.equal(lookups(after, 'keys') - lookups(before, 'keys'), h.gitlab.count('user_keys'));
   assert.match(after, /^workspaces_proxy_gitlab_ssh_key_lookup_duration_seconds_count\{lookup="owner"\} \d+$/m);
 });
