@@ -400,7 +400,7 @@ async function discoveryTargets(main: string, auth: ProxyConfigInput['auth']): P
   targets.push({ id: 'discovery-ready', title: `${sizes.discovery} Services listed → ready`, target: '≤ 2 s', measured: `${(big.listToReadyMs / 1000).toFixed(2)} s`, pass: big.listToReadyMs <= 2000 });
   // Judged on the footprint that stays; the reading right after the list is shown beside it (that much must
   // fit under a memory limit for a moment at start and at each re-list). Most of the RSS over the heap is the
-  // young generation grown while the list is parsed (the image allows 64 MiB semi-spaces); V8 gives it back
+  // young generation grown while the list is parsed (the image allows 32 MiB semi-spaces); V8 gives it back
   // only when its memory reducer runs, which some runs see within the settle time and some do not.
   const mb = (mib: number) => ((mib * MIB) / 1e6).toFixed(0);
   targets.push({

@@ -254,6 +254,49 @@ describe('access control under load', () => {
     }
     assert.equal(grants, 1);
   });
+
+  test('the synchronous cached decision answers only what decide would answer without waiting', async () => {
+    let owner = true;
+    let up = true;
+    let calls = 0;
+    const gitlab: GitLabApi = {
+      async checkOwnership(): Promise<OwnershipResult> {
+        calls++;
+        if (!up) return { kind: 'unavailable', error: 'down' };
+        return owner ? { kind: 'owner', userId: 'gid://gitlab/User/1' } : { kind: 'not_owner', userId: 'gid://gitlab/User/1' };
+      },
+    };
+    let t = Date.now();
+    const refresher: TokenRefresher = { refresh: () => Promise.reject(new Error('unused')) };
+    const access = createAccessControl({
+      ownership: createOwnershipCheck({ gitlab, fingerprint: sealer.fingerprint, now: () => t }), refresher, logger, reauthorizeIntervalSeconds: 60, now: () => t,
+    });
+    assert.equal(access.decideCached(session), undefined, 'nothing known yet: GitLab must be asked');
+    assert.equal((await access.decide(session)).kind, 'allow');
+    assert.deepEqual(access.decideCached(session), { kind: 'allow', session, renewed: false });
+    assert.equal(calls, 1);
+    // A token inside the refresh-early window is refreshed first, whatever the cache holds.
+    assert.equal(access.decideCached({ ...session, ate: t + 1000 }), undefined);
+    // Past the interval the answer is stale: asked again, and a "not the owner" is then reused briefly.
+    t += 61_000;
+    assert.equal(access.decideCached(session), undefined);
+    owner = false;
+    assert.equal((await access.decide(session)).kind, 'forbidden');
+    assert.deepEqual(access.decideCached(session), { kind: 'forbidden' });
+    t += 5_001;
+    assert.equal(access.decideCached(session), undefined);
+    // An outage within the grace after a confirmation: allowed without waiting, and one check goes out.
+    owner = true;
+    assert.equal((await access.decide(session)).kind, 'allow');
+    t += 61_000;
+    up = false;
+    assert.equal((await access.decide(session)).kind, 'allow');
+    const before = calls;
+    assert.equal(access.decideCached(session)?.kind, 'allow');
+    assert.equal(calls, before + 1, 'the cached answer during an outage still sends one check');
+    t += 3 * 61_000;
+    assert.equal(access.decideCached(session), undefined, 'past the grace nothing vouches for the session');
+  });
 });
 
 describe('renewed sessions are never dropped', () => {

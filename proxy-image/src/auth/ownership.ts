@@ -21,6 +21,11 @@ export interface OwnershipAnswer {
 
 export interface OwnershipCheck {
   check(c: Credential, workspaceId: string, reuse: Reuse): Promise<OwnershipAnswer>;
+  /**
+   * The answer `check` would give at once from the cache (owner or not owner, fresh enough for `reuse`), or
+   * undefined when it would have to ask GitLab. Synchronous, so that a caller holding a fresh answer need not wait.
+   */
+  cached(c: Credential, workspaceId: string, reuse: Reuse): OwnershipResult | undefined;
   /** Records an answer obtained elsewhere (the login's own check), so the next caller needs no second call. */
   remember(c: Credential, workspaceId: string, result: OwnershipResult): void;
   /** When GitLab last confirmed that this credential owns the workspace, while its latest answer still says so (epoch ms; 0 otherwise). */
@@ -125,16 +130,24 @@ export function createOwnershipCheck(opts: OwnershipOptions): OwnershipCheck {
     return p;
   }
 
+  /** The entry's answer while it is young enough for `reuse`. */
+  function fresh(k: string, reuse: Reuse): OwnershipResult | undefined {
+    const hit = entries.get(k);
+    if (!hit) return undefined;
+    const maxAge = hit.result.kind === 'owner' ? reuse.ownerMs : reuse.notOwnerMs;
+    return now() - hit.answeredAt < maxAge ? hit.result : undefined;
+  }
+
   return {
     async check(c, workspaceId, reuse) {
       const k = entryKey(c, workspaceId);
-      const hit = entries.get(k);
-      if (hit) {
-        const maxAge = hit.result.kind === 'owner' ? reuse.ownerMs : reuse.notOwnerMs;
-        if (now() - hit.answeredAt < maxAge) return { result: hit.result, cached: true };
-      }
+      const hit = fresh(k, reuse);
+      if (hit) return { result: hit, cached: true };
       const sharing = asking.has(k);
       return { result: await ask(k, c, workspaceId), cached: sharing };
+    },
+    cached(c, workspaceId, reuse) {
+      return fresh(entryKey(c, workspaceId), reuse);
     },
     remember(c, workspaceId, result) {
       store(entryKey(c, workspaceId), result);

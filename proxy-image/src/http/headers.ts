@@ -19,6 +19,11 @@ const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
 /** Header names listed in a Connection header (lowercase). */
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
+  // One token (`keep-alive`, `close`, `upgrade`): nearly every response and request that has the header.
+  if (typeof value === 'string' && !value.includes(',')) {
+    const t = value.trim().toLowerCase();
+    return t === '' || PROTECTED.has(t) ? [] : [t];
+  }
   return (Array.isArray(value) ? value.join(',') : value)
     .split(',')
     .map((t) => t.trim().toLowerCase())
@@ -37,7 +42,8 @@ export function prepareRequestHeaders(req: IncomingMessage, opts: ForwardingOpti
   const { upgrade = false, protocol } = opts;
   // Hop-by-hop: the backend connection is the agent's to keep alive, whatever the client asked.
   for (const name of connectionTokens(req.headers.connection)) if (!(upgrade && name === 'upgrade')) delete req.headers[name];
-  for (const name of HOP_BY_HOP) if (!(upgrade && (name === 'connection' || name === 'upgrade'))) delete req.headers[name];
+  // Only what is there: deleting an absent property still costs a runtime call, on every request.
+  for (const name of HOP_BY_HOP) if (req.headers[name] !== undefined && !(upgrade && (name === 'connection' || name === 'upgrade'))) delete req.headers[name];
   const cookie = stripProxyCookies(req.headers.cookie, opts.names);
   if (cookie === undefined) delete req.headers.cookie;
   else req.headers.cookie = cookie;
@@ -57,10 +63,11 @@ export function prepareRequestHeaders(req: IncomingMessage, opts: ForwardingOpti
  * closes its connection after this response.
  */
 export function prepareResponseHeaders(headers: OutgoingHttpHeaders, res: ServerResponse, stopping: boolean): void {
-  for (const name of connectionTokens(headers.connection as string | string[] | undefined)) delete headers[name];
-  delete headers['proxy-connection'];
   const keepAlive = res.shouldKeepAlive && !stopping;
+  // A listed `keep-alive` that is about to be overwritten is left in place (deleting it cost more than the rest).
+  for (const name of connectionTokens(headers.connection as string | string[] | undefined)) if (!(keepAlive && name === 'keep-alive')) delete headers[name];
+  if (headers['proxy-connection'] !== undefined) delete headers['proxy-connection'];
   headers.connection = keepAlive ? 'keep-alive' : 'close';
   if (keepAlive) headers['keep-alive'] = KEEP_ALIVE_HEADER;
-  else delete headers['keep-alive'];
+  else if (headers['keep-alive'] !== undefined) delete headers['keep-alive'];
 }

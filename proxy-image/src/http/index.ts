@@ -13,6 +13,7 @@ import type { Dispatcher } from 'undici';
 import type { ProxyConfig } from '../config';
 import type { Route, WorkspaceDirectory } from '../discovery/types';
 import type { Auth } from '../auth';
+import type { AccessDecision } from '../auth/access';
 import type { ConnectionRegistry } from '../connections/types';
 import { cookieNames, cookieValues, deleteCookie } from '../auth/cookies';
 import { createSessionReader, credentialOf, type SessionData } from '../auth/session';
@@ -143,8 +144,13 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
 
   const answer = (a: Answer, headers?: Record<string, string | string[]>): Decision => ({ kind: 'answer', answer: a, headers });
 
-  /** The one decision for a request (`upgrade` false) or a WebSocket upgrade (true). */
-  async function route(req: IncomingMessage, upgrade: boolean, host = hostOf(req)): Promise<Decision> {
+  /**
+   * The one decision for a request (`upgrade` false) or a WebSocket upgrade (true). Synchronous when
+   * auth/ can answer from what it knows (a fresh ownership answer: nearly every request), a promise only
+   * when GitLab must be asked or a token refreshed: a chain of awaits per request was a measurable part of
+   * the proxy's CPU per small request.
+   */
+  function route(req: IncomingMessage, upgrade: boolean, host = hostOf(req)): Decision | Promise<Decision> {
     if (host === 'invalid') return answer(answers.badHost);
     // Probes and operators address the pod by IP, localhost or no Host: the proxy's own endpoints.
     if (host === undefined || isInternalHost(host)) return upgrade ? answer(answers.badHost) : { kind: 'internal' };
@@ -166,7 +172,13 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     const { session, present } = sessionOf(req, r);
     if (!session) return { kind: 'sign_in', host, stale: present };
     if (upgrade && !originAllowed(req, r)) return answer(answers.crossOriginWebSocket);
-    const decision = await access.decide(session);
+    const known = access.decideCached(session);
+    if (known) return authorized(req, upgrade, host, r, known);
+    return access.decide(session).then((decision) => authorized(req, upgrade, host, r, decision));
+  }
+
+  /** The rest of route() once auth/ has decided. */
+  function authorized(req: IncomingMessage, upgrade: boolean, host: ParsedHost, r: Route, decision: AccessDecision): Decision {
     if (decision.kind === 'login') return { kind: 'sign_in', host, stale: true };
     if (decision.kind === 'forbidden') return answer(answers.notYourWorkspace);
     if (decision.kind === 'unavailable') return answer(answers.gitlabUnreachable, upgrade ? undefined : { 'retry-after': '10' });
@@ -181,7 +193,8 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     sendAnswer(res, answers.signInRequired, clear.length ? { 'set-cookie': clear } : {});
   }
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** A promise only when the decision or its handler is asynchronous (see route()). */
+  function onRequest(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     const started = performance.now();
     const host = hostOf(req);
     res.once('close', () => {
@@ -202,7 +215,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       }
     });
     if (stopping) res.setHeader('connection', 'close');
-    const d = await route(req, false, host);
+    const d = route(req, false, host);
+    return d instanceof Promise ? d.then((decided) => carryOut(req, res, decided)) : carryOut(req, res, d);
+  }
+
+  function carryOut(req: IncomingMessage, res: ServerResponse, d: Decision): void | Promise<void> {
     switch (d.kind) {
       case 'answer': return sendAnswer(res, d.answer, d.headers);
       case 'internal': return internal(req, res);
@@ -298,6 +315,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
     });
   }
 
+  function requestFailed(res: ServerResponse, err: unknown): void {
+    logger.error({ err }, 'request handling failed');
+    sendText(res, 500, 'internal error\n');
+  }
+
   const server = createServer(
     {
       requestTimeout: 0, // uploads of any size and duration; slow headers are still cut by headersTimeout
@@ -306,10 +328,11 @@ export function createHttpProxy(deps: HttpProxyDeps): HttpProxy {
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, // longer than common load balancer idle timeouts, so they close first
     },
     (req, res) => {
-      onRequest(req, res).catch((err: unknown) => {
-        logger.error({ err }, 'request handling failed');
-        sendText(res, 500, 'internal error\n');
-      });
+      try {
+        onRequest(req, res)?.catch((err: unknown) => requestFailed(res, err));
+      } catch (err) {
+        requestFailed(res, err);
+      }
     },
   );
   const connections = trackConnections(server);
